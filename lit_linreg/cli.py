@@ -1,0 +1,39 @@
+"""Command line: a LightningCLI whose only additions are the links between data and model."""
+
+from __future__ import annotations
+
+from lightning.pytorch.cli import LightningCLI
+
+from lit_linreg.data import LinRegDataModule
+from lit_linreg.errors import UsageError
+from lit_linreg.model import LinearRegression
+from lit_linreg.report import RunSummary
+
+
+class LinRegCLI(LightningCLI):
+    def add_arguments_to_parser(self, parser) -> None:
+        # The data decides how many weights there are; the model is never told twice.
+        parser.link_arguments("data.n_features", "model.n_features", apply_on="instantiate")
+        # One seed fixes the data, every epoch's shuffle and the initial weights.
+        parser.link_arguments("seed_everything", "data.seed")
+
+
+def cli_main(args: list[str] | None = None) -> LinRegCLI:
+    """Runs ``train.py``; tests call it in-process with ``args``."""
+    try:
+        return LinRegCLI(
+            LinearRegression,
+            LinRegDataModule,
+            seed_everything_default=42,
+            auto_configure_optimizers=False,
+            save_config_kwargs={"overwrite": True},
+            trainer_defaults={
+                "max_epochs": 50,
+                # Our sampler already splits every global batch across ranks; Lightning's must not replace it.
+                "use_distributed_sampler": False,
+                "callbacks": [RunSummary()],
+            },
+            args=args,
+        )
+    except UsageError as err:
+        raise SystemExit(f"error: {err}") from None

@@ -1,0 +1,182 @@
+"""Data: the tutorial's planted-weights people, served as whole batches straight from memory.
+
+Every batch is drawn with one ``index_select`` per tensor from rows held in memory: no per-sample
+``__getitem__`` and no collate, which is where a ``TensorDataset`` spends its time. The shuffle of an epoch
+depends only on (seed, epoch), so a run resumed at an epoch boundary sees exactly the batches an uninterrupted
+run would. Under DDP every rank walks the same global batches and takes its own slice of each one, so the
+global batch (and hence every SGD step) is the same whatever the number of processes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+import lightning as L
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from lit_linreg.errors import UsageError
+
+TUTORIAL_FEATURES = ["appearance", "personality", "wealth", "inner_quality"]
+
+# A batch as the model receives it: this rank's rows, their targets, and the size of the global batch they
+# belong to (the loss is normalised by it, so gradients averaged over ranks equal the single-process ones).
+Batch = tuple[Tensor, Tensor, int]
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """A well-mixed 63-bit seed for the shuffle of ``epoch``: a function of (seed, epoch) and nothing else."""
+    return int(np.random.SeedSequence([seed, epoch]).generate_state(2, np.uint64)[0] >> np.uint64(1))
+
+
+class InMemoryRows(Dataset):
+    """Feature and target rows in memory; indexing with a tensor of row numbers returns the whole batch."""
+
+    def __init__(self, x: Tensor, y: Tensor) -> None:
+        self.x, self.y = x, y
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, key: tuple[Tensor, int]) -> Batch:
+        rows, global_size = key
+        return self.x.index_select(0, rows), self.y.index_select(0, rows), global_size
+
+
+class EpochBatches(Sampler[tuple[Tensor, int]]):
+    """Yields, batch by batch, the row numbers this rank reads, plus the global batch size.
+
+    Args:
+        n_rows: rows in the dataset.
+        batch_size: rows in one global batch (the last batch of an epoch may be smaller).
+        shuffle: draw a new order every epoch (from ``seed`` and the epoch number only).
+        seed: fixes the order of every epoch.
+        rank: this process's rank; it takes the ``rank``-th of ``world_size`` near-equal slices of each batch.
+        world_size: number of processes sharing each global batch.
+    """
+
+    def __init__(
+        self, n_rows: int, batch_size: int, shuffle: bool, seed: int, rank: int = 0, world_size: int = 1
+    ) -> None:
+        self.n_rows, self.batch_size, self.shuffle, self.seed = n_rows, batch_size, shuffle, seed
+        self.rank, self.world_size = rank, world_size
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Called by Lightning at the start of every epoch."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return math.ceil(self.n_rows / self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[Tensor, int]]:
+        if self.shuffle:
+            generator = torch.Generator().manual_seed(epoch_seed(self.seed, self.epoch))
+            order = torch.randperm(self.n_rows, generator=generator)
+        else:
+            order = torch.arange(self.n_rows)
+        for batch in order.split(self.batch_size):
+            yield batch.tensor_split(self.world_size)[self.rank], len(batch)
+
+
+class LinRegDataModule(L.LightningDataModule):
+    """People with planted weights: X ~ N(0, 1), Y = X·w + b + ε, ε ~ N(noise_mean, noise_std).
+
+    Args:
+        n_samples: number of people (rows).
+        true_w: the planted weight of each feature.
+        true_b: the planted bias. The tutorial's generator ignores it (use ``true_b: 0`` with ``noise_mean: 1``).
+        noise_std: standard deviation of the noise added to Y.
+        noise_mean: mean of that noise; 1.0 reproduces the tutorial, whose effective bias is this mean.
+        feature_names: one name per feature; ``null`` names them x1..xd.
+        batch_size: rows per SGD step (the global batch, split across processes under DDP).
+        val_fraction: share of rows held out for validation, in [0, 1).
+        seed: fixes the data, the held-out split and every epoch's shuffle.
+    """
+
+    def __init__(
+        self,
+        n_samples: int = 500,
+        true_w: list[float] = [8.1, 2.0, 2.0, 4.0],  # noqa: B006 (jsonargparse shows it in --help)
+        true_b: float = 1.1,
+        noise_std: float = 0.01,
+        noise_mean: float = 0.0,
+        feature_names: list[str] | None = TUTORIAL_FEATURES,  # noqa: B006
+        batch_size: int = 16,
+        val_fraction: float = 0.0,
+        seed: int = 42,
+    ) -> None:
+        super().__init__()
+        if n_samples < 1:
+            raise UsageError(f"--data.n_samples must be >= 1, got {n_samples}")
+        if batch_size < 1:
+            raise UsageError(f"--data.batch_size must be >= 1, got {batch_size}")
+        if not noise_std >= 0:
+            raise UsageError(f"--data.noise_std must be >= 0, got {noise_std}")
+        if not 0 <= val_fraction < 1:
+            raise UsageError(f"--data.val_fraction must be in [0, 1), got {val_fraction}")
+        if not true_w:
+            raise UsageError("--data.true_w must name at least one weight, got []")
+        if feature_names is not None and len(feature_names) != len(true_w):
+            raise UsageError(
+                f"--data.true_w has {len(true_w)} weights but --data.feature_names has {len(feature_names)} "
+                f"names ({feature_names}); give one name per weight, or feature_names: null"
+            )
+        n_val = round(n_samples * val_fraction)
+        if n_samples - n_val < 1:
+            raise UsageError(f"--data.val_fraction {val_fraction} leaves no training rows out of {n_samples}")
+        self.save_hyperparameters()
+        self.feature_names = list(feature_names or [f"x{i + 1}" for i in range(len(true_w))])
+        self.true_w, self.true_b = list(true_w), true_b
+        self.n_val = n_val
+        self.x: Tensor | None = None
+        self.y: Tensor | None = None
+
+    @property
+    def n_features(self) -> int:
+        """How many weights the model needs; the CLI hands it to the model."""
+        return len(self.feature_names)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.x is not None:
+            return
+        hp = self.hparams
+        generator = torch.Generator().manual_seed(hp.seed)
+        x = torch.randn(hp.n_samples, self.n_features, generator=generator)
+        noise = hp.noise_mean + hp.noise_std * torch.randn(hp.n_samples, generator=generator)
+        self.x, self.y = x, x @ torch.tensor(self.true_w) + self.true_b + noise
+        split = torch.randperm(hp.n_samples, generator=generator)
+        # Sorted, so that with no held-out rows the training set is all rows in their original order.
+        self.val_rows, self.train_rows = split[: self.n_val].sort().values, split[self.n_val :].sort().values
+
+    @property
+    def train_data(self) -> tuple[Tensor, Tensor]:
+        """The training rows, for the final full-data loss and reports."""
+        return self.x[self.train_rows], self.y[self.train_rows]
+
+    @property
+    def val_data(self) -> tuple[Tensor, Tensor]:
+        return self.x[self.val_rows], self.y[self.val_rows]
+
+    def _loader(self, x: Tensor, y: Tensor, shuffle: bool) -> DataLoader:
+        trainer = self.trainer
+        rank, world_size = (trainer.global_rank, trainer.world_size) if trainer else (0, 1)
+        batches = EpochBatches(len(x), self.hparams.batch_size, shuffle, self.hparams.seed, rank, world_size)
+        # batch_size=None: each item already is a batch, so the DataLoader neither batches nor collates.
+        return DataLoader(InMemoryRows(x, y), sampler=batches, batch_size=None)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(*self.train_data, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader | list:
+        return self._loader(*self.val_data, shuffle=False) if self.n_val else []
+
+    def test_dataloader(self) -> DataLoader:
+        """The held-out rows when there are any, else the training rows."""
+        return self._loader(*(self.val_data if self.n_val else self.train_data), shuffle=False)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader(self.x, self.y, shuffle=False)

@@ -1,0 +1,105 @@
+"""Model: Y = X·w + b with exactly two parameters, fitted by manual-optimization SGD on the MAE."""
+
+from __future__ import annotations
+
+import torch
+import lightning as L
+from torch import Tensor, nn
+from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection, R2Score
+from torchmetrics.aggregation import MeanMetric
+
+from lit_linreg.data import Batch
+from lit_linreg.errors import UsageError
+from lit_linreg.optim import SGD
+
+
+class LinearRegression(L.LightningModule):
+    """Y = X·w + b, fitted by minibatch SGD on the mean absolute error L = mean |X·w + b - Y|.
+
+    Args:
+        n_features: number of weights; the CLI takes it from the data.
+        lr: SGD learning rate: every step moves each parameter by -lr times its gradient.
+        init_w_std: every weight starts as a draw from N(0, init_w_std), as in the tutorial.
+        init_b: the bias starts at this value.
+    """
+
+    def __init__(self, n_features: int = 4, lr: float = 0.01, init_w_std: float = 0.1, init_b: float = 0.01) -> None:
+        super().__init__()
+        if not lr > 0:
+            raise UsageError(f"--model.lr must be > 0, got {lr}")
+        if n_features < 1:
+            raise UsageError(f"--model.n_features must be >= 1, got {n_features}")
+        if not init_w_std >= 0:
+            raise UsageError(f"--model.init_w_std must be >= 0, got {init_w_std}")
+        self.save_hyperparameters()
+        self.automatic_optimization = False
+        self.w = nn.Parameter(init_w_std * torch.randn(n_features))
+        self.b = nn.Parameter(torch.tensor(float(init_b)))
+        self.train_loss = MeanMetric()
+        metrics = MetricCollection({"mae": MeanAbsoluteError(), "mse": MeanSquaredError(), "r2": R2Score()})
+        self.val_metrics = metrics.clone(prefix="val/")
+        self.test_metrics = metrics.clone(prefix="test/")
+        self.feature_names = [f"x{i + 1}" for i in range(n_features)]
+        self.true_w: Tensor | None = None
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x @ self.w + self.b
+
+    def loss(self, x: Tensor, y: Tensor, global_size: int | None = None) -> Tensor:
+        """Mean absolute error of the global batch that ``x`` is this process's share of.
+
+        Each rank divides its sum by the global batch size (times the world size, which DDP's gradient
+        averaging divides back out), so the averaged gradient is the single-process one even when the ranks
+        hold different numbers of rows.
+        """
+        if global_size is None:
+            return (self(x) - y).abs().mean()
+        return (self(x) - y).abs().sum() * (self.trainer.world_size / global_size)
+
+    def configure_optimizers(self) -> SGD:
+        return SGD(self.parameters(), lr=self.hparams.lr)
+
+    def on_fit_start(self) -> None:
+        # Names and planted weights, when the data knows them, label the logs and the final report.
+        data = self.trainer.datamodule
+        self.feature_names = list(getattr(data, "feature_names", self.feature_names))
+        true_w = getattr(data, "true_w", None)
+        self.true_w = None if true_w is None else torch.tensor(true_w, device=self.device)
+
+    def training_step(self, batch: Batch, batch_idx: int) -> None:
+        opt = self.optimizers()
+        opt.zero_grad()
+        loss = self.loss(*batch)
+        self.manual_backward(loss)
+        opt.step()
+        self.train_loss.update(loss.detach())
+
+    def on_train_epoch_end(self) -> None:
+        # Logging once per epoch: a self.log call costs several times an SGD step at this size.
+        loss = self.train_loss.compute()
+        self.train_loss.reset()
+        scalars = {"train/loss": loss, "hp_metric": loss}
+        scalars.update({f"weights/{name}": w for name, w in zip(self.feature_names, self.w.detach())})
+        scalars["weights/bias"] = self.b.detach()
+        if self.true_w is not None:
+            scalars["train/w_distance"] = torch.linalg.vector_norm(self.w.detach() - self.true_w)
+        self.log_dict(scalars)
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        x, y, _ = batch
+        self.val_metrics.update(self(x), y)
+
+    def on_validation_epoch_end(self) -> None:
+        self.log_dict(self.val_metrics.compute())
+        self.val_metrics.reset()
+
+    def test_step(self, batch: Batch, batch_idx: int) -> None:
+        x, y, _ = batch
+        self.test_metrics.update(self(x), y)
+
+    def on_test_epoch_end(self) -> None:
+        self.log_dict(self.test_metrics.compute())
+        self.test_metrics.reset()
+
+    def predict_step(self, batch: Batch, batch_idx: int) -> Tensor:
+        return self(batch[0])

@@ -1,0 +1,39 @@
+"""The tutorial's update rule as a ``torch.optim.Optimizer``.
+
+Going through an optimizer (rather than ``p -= lr * p.grad`` in the training step) is what makes Lightning
+count the step: ``global_step``, ``max_steps`` and checkpoint cadence all follow ``optimizer.step()`` calls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+import torch
+
+
+class SGD(torch.optim.Optimizer):
+    """Plain minibatch stochastic gradient descent: p <- p - lr * dL/dp for every parameter p.
+
+    No momentum, no weight decay: exactly the rule the tutorial writes by hand.
+
+    Args:
+        params: the parameters to update.
+        lr: the learning rate (step size), > 0.
+    """
+
+    def __init__(self, params: Iterable[torch.Tensor], lr: float) -> None:
+        if not lr > 0:
+            raise ValueError(f"lr must be > 0, got {lr}")
+        super().__init__(params, {"lr": lr})
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor | None:
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    p.add_(p.grad, alpha=-group["lr"])
+        return loss
