@@ -15,7 +15,14 @@ class LinRegCLI(LightningCLI):
         # The data decides how many weights there are; the model is never told twice.
         parser.link_arguments("data.n_features", "model.n_features", apply_on="instantiate")
         # One seed fixes the data, every epoch's shuffle and the initial weights.
-        parser.link_arguments("seed_everything", "data.seed")
+        parser.link_arguments("seed_everything", "data.seed", compute_fn=_explicit_seed)
+
+
+def _explicit_seed(seed: int | bool) -> int:
+    # `seed_everything: true` would draw a random seed after the data's seed was set: refuse it.
+    if isinstance(seed, bool):
+        raise UsageError(f"--seed_everything must be an integer (it also seeds the data), got {seed}")
+    return seed
 
 
 def cli_main(args: list[str] | None = None) -> LinRegCLI:

@@ -1,0 +1,71 @@
+import torch
+
+from lit_linreg.data import EpochBatches, LinRegDataModule, epoch_seed
+
+
+def make(**kwargs) -> LinRegDataModule:
+    data = LinRegDataModule(**kwargs)
+    data.setup("fit")
+    return data
+
+
+def test_same_seed_same_data_other_seed_other_data():
+    a, b, c = make(seed=1), make(seed=1), make(seed=2)
+    assert torch.equal(a.x, b.x) and torch.equal(a.y, b.y)
+    assert not torch.equal(a.x, c.x)
+
+
+def test_shapes_and_planted_relation():
+    data = make(n_samples=300, true_w=[1.0, -2.0, 3.0], true_b=0.5, feature_names=None, noise_std=0.01)
+    assert data.x.shape == (300, 3) and data.y.shape == (300,)
+    assert data.feature_names == ["x1", "x2", "x3"] and data.n_features == 3
+    residual = data.y - (data.x @ torch.tensor([1.0, -2.0, 3.0]) + 0.5)
+    assert residual.abs().max() < 0.05 and abs(residual.mean()) < 0.005  # N(0, 0.01) noise, no offset
+
+
+def test_noise_mean_reproduces_the_tutorials_generator():
+    data = make(true_b=0.0, noise_mean=1.0)
+    residual = data.y - data.x @ torch.tensor(data.true_w)
+    assert abs(residual.mean() - 1.0) < 0.005
+
+
+def test_every_epoch_visits_every_row_once_in_an_order_fixed_by_seed_and_epoch():
+    def epoch_order(seed, epoch):
+        batches = EpochBatches(500, 16, shuffle=True, seed=seed)
+        batches.set_epoch(epoch)
+        return [rows for rows, _ in batches]
+
+    order = epoch_order(7, 3)
+    assert len(order) == 32 and [len(r) for r in order[-2:]] == [16, 4]
+    assert torch.equal(torch.cat(order).sort().values, torch.arange(500))
+    assert all(torch.equal(a, b) for a, b in zip(order, epoch_order(7, 3)))
+    assert not torch.equal(torch.cat(order), torch.cat(epoch_order(7, 4)))
+    assert not torch.equal(torch.cat(order), torch.cat(epoch_order(8, 3)))
+    assert epoch_seed(7, 3) == epoch_seed(7, 3) != epoch_seed(3, 7)
+
+
+def test_ranks_split_every_global_batch_between_them():
+    def batches(rank, world_size):
+        sampler = EpochBatches(37, 5, shuffle=True, seed=0, rank=rank, world_size=world_size)
+        sampler.set_epoch(2)
+        return list(sampler)
+
+    single = batches(0, 1)
+    ranks = [batches(r, 3) for r in range(3)]
+    assert all(len(r) == len(single) for r in ranks)
+    for step, (rows, size) in enumerate(single):
+        shards = [ranks[r][step] for r in range(3)]
+        assert all(global_size == size for _, global_size in shards)
+        assert torch.equal(torch.cat([s for s, _ in shards]), rows)
+
+
+def test_loader_yields_whole_batches_without_collate():
+    data = make()
+    x, y, size = next(iter(data.train_dataloader()))
+    assert x.shape == (16, 4) and y.shape == (16,) and size == 16
+
+
+def test_val_split_is_held_out_and_disjoint():
+    data = make(n_samples=100, val_fraction=0.2)
+    assert len(data.val_rows) == 20 and len(data.train_rows) == 80
+    assert not set(data.val_rows.tolist()) & set(data.train_rows.tolist())
