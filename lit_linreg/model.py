@@ -79,7 +79,7 @@ class LinearRegression(L.LightningModule):
         loss = self.train_loss.compute()
         self.train_loss.reset()
         scalars = {"train/loss": loss, "hp_metric": loss}
-        scalars.update({f"weights/{name}": w for name, w in zip(self.feature_names, self.w.detach())})
+        scalars.update({f"weights/{name}": w for name, w in zip(self.feature_names, self.w.detach(), strict=True)})
         scalars["weights/bias"] = self.b.detach()
         if self.true_w is not None:
             scalars["train/w_distance"] = torch.linalg.vector_norm(self.w.detach() - self.true_w)

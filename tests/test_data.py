@@ -38,7 +38,7 @@ def test_every_epoch_visits_every_row_once_in_an_order_fixed_by_seed_and_epoch()
     order = epoch_order(7, 3)
     assert len(order) == 32 and [len(r) for r in order[-2:]] == [16, 4]
     assert torch.equal(torch.cat(order).sort().values, torch.arange(500))
-    assert all(torch.equal(a, b) for a, b in zip(order, epoch_order(7, 3)))
+    assert all(torch.equal(a, b) for a, b in zip(order, epoch_order(7, 3), strict=True))
     assert not torch.equal(torch.cat(order), torch.cat(epoch_order(7, 4)))
     assert not torch.equal(torch.cat(order), torch.cat(epoch_order(8, 3)))
     assert epoch_seed(7, 3) == epoch_seed(7, 3) != epoch_seed(3, 7)

@@ -9,7 +9,7 @@ def test_recovers_planted_weights_in_1600_counted_steps(tutorial_run, capsys):
     cli, summary = tutorial_run
     assert summary["global_step"] == cli.trainer.global_step == 1600
     assert summary["epochs"] == 50
-    errors = [abs(a - b) for a, b in zip(summary["learned"]["w"], summary["true"]["w"])]
+    errors = [abs(a - b) for a, b in zip(summary["learned"]["w"], summary["true"]["w"], strict=True)]
     assert max(errors) < 0.02, errors
     assert abs(summary["learned"]["b"] - 1.1) < 0.02
     assert summary["feature_names"] == ["appearance", "personality", "wealth", "inner_quality"]
