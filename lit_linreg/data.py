@@ -25,6 +25,14 @@ TUTORIAL_FEATURES = ["appearance", "personality", "wealth", "inner_quality"]
 # A batch as the model receives it: this rank's rows, their targets, and the size of the global batch they
 # belong to (the loss is normalised by it, so gradients averaged over ranks equal the single-process ones).
 Batch = tuple[Tensor, Tensor, int]
+# Several consecutive batches gathered at once: all their rows, all their targets, then per batch the number
+# of rows this rank holds and the global batch size. ``split_steps`` turns it back into batches.
+Steps = tuple[Tensor, Tensor, tuple[int, ...], tuple[int, ...]]
+
+
+def split_steps(steps: Steps) -> list[Batch]:
+    x, y, local_sizes, global_sizes = steps
+    return list(zip(x.split(local_sizes), y.split(local_sizes), global_sizes, strict=True))
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
@@ -41,13 +49,20 @@ class InMemoryRows(Dataset):
     def __len__(self) -> int:
         return len(self.x)
 
-    def __getitem__(self, key: tuple[Tensor, int]) -> Batch:
+    def __getitem__(self, key: tuple[Tensor, int] | list[tuple[Tensor, int]]) -> Batch | Steps:
+        if isinstance(key, list):  # several batches: one gather for all of them, one small item for Lightning
+            rows = torch.cat([r for r, _ in key])
+            local_sizes = tuple(len(r) for r, _ in key)
+            return self.x.index_select(0, rows), self.y.index_select(0, rows), local_sizes, tuple(n for _, n in key)
         rows, global_size = key
         return self.x.index_select(0, rows), self.y.index_select(0, rows), global_size
 
 
-class EpochBatches(Sampler[tuple[Tensor, int]]):
+class EpochBatches(Sampler):
     """Yields, batch by batch, the row numbers this rank reads, plus the global batch size.
+
+    With ``batches_per_item`` set, it yields lists of that many consecutive batches instead (the last list of
+    an epoch may be shorter), so that one ``training_step`` call can make several SGD steps.
 
     Args:
         n_rows: rows in the dataset.
@@ -56,13 +71,21 @@ class EpochBatches(Sampler[tuple[Tensor, int]]):
         seed: fixes the order of every epoch.
         rank: this process's rank; it takes the ``rank``-th of ``world_size`` near-equal slices of each batch.
         world_size: number of processes sharing each global batch.
+        batches_per_item: group this many batches into each item; ``None`` yields single batches.
     """
 
     def __init__(
-        self, n_rows: int, batch_size: int, shuffle: bool, seed: int, rank: int = 0, world_size: int = 1
+        self,
+        n_rows: int,
+        batch_size: int,
+        shuffle: bool,
+        seed: int,
+        rank: int = 0,
+        world_size: int = 1,
+        batches_per_item: int | None = None,
     ) -> None:
         self.n_rows, self.batch_size, self.shuffle, self.seed = n_rows, batch_size, shuffle, seed
-        self.rank, self.world_size = rank, world_size
+        self.rank, self.world_size, self.batches_per_item = rank, world_size, batches_per_item
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -70,16 +93,23 @@ class EpochBatches(Sampler[tuple[Tensor, int]]):
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return math.ceil(self.n_rows / self.batch_size)
+        n_batches = math.ceil(self.n_rows / self.batch_size)
+        return n_batches if self.batches_per_item is None else math.ceil(n_batches / self.batches_per_item)
 
-    def __iter__(self) -> Iterator[tuple[Tensor, int]]:
+    def __iter__(self) -> Iterator[tuple[Tensor, int] | list[tuple[Tensor, int]]]:
         if self.shuffle:
             generator = torch.Generator().manual_seed(epoch_seed(self.seed, self.epoch))
             order = torch.randperm(self.n_rows, generator=generator)
         else:
             order = torch.arange(self.n_rows)
-        for batch in order.split(self.batch_size):
-            yield batch.tensor_split(self.world_size)[self.rank], len(batch)
+        batches = [
+            (batch.tensor_split(self.world_size)[self.rank], len(batch)) for batch in order.split(self.batch_size)
+        ]
+        if self.batches_per_item is None:
+            yield from batches
+        else:
+            for start in range(0, len(batches), self.batches_per_item):
+                yield batches[start : start + self.batches_per_item]
 
 
 class LinRegDataModule(L.LightningDataModule):
@@ -94,6 +124,9 @@ class LinRegDataModule(L.LightningDataModule):
         feature_names: one name per feature; ``null`` names them x1..xd.
         batch_size: rows per SGD step (the global batch, split across processes under DDP).
         val_fraction: share of rows held out for validation, in [0, 1).
+        steps_per_call: SGD steps made in one ``training_step`` call, each on its own batch and each counted
+            in ``global_step``. It spreads Lightning's per-call cost over several steps and does not change
+            the result. Lightning's batch counts (progress bar, ``limit_train_batches``) count calls.
         seed: fixes the data, the held-out split and every epoch's shuffle.
     """
 
@@ -107,6 +140,7 @@ class LinRegDataModule(L.LightningDataModule):
         feature_names: list[str] | None = TUTORIAL_FEATURES,  # noqa: B006
         batch_size: int = 16,
         val_fraction: float = 0.0,
+        steps_per_call: int = 8,
         seed: int = 42,
     ) -> None:
         super().__init__()
@@ -116,6 +150,8 @@ class LinRegDataModule(L.LightningDataModule):
             raise UsageError(f"--data.batch_size must be >= 1, got {batch_size}")
         if not noise_std >= 0:
             raise UsageError(f"--data.noise_std must be >= 0, got {noise_std}")
+        if steps_per_call < 1:
+            raise UsageError(f"--data.steps_per_call must be >= 1, got {steps_per_call}")
         if not 0 <= val_fraction < 1:
             raise UsageError(f"--data.val_fraction must be in [0, 1), got {val_fraction}")
         if not true_w:
@@ -161,15 +197,17 @@ class LinRegDataModule(L.LightningDataModule):
     def val_data(self) -> tuple[Tensor, Tensor]:
         return self.x[self.val_rows], self.y[self.val_rows]
 
-    def _loader(self, x: Tensor, y: Tensor, shuffle: bool) -> DataLoader:
+    def _loader(self, x: Tensor, y: Tensor, shuffle: bool, batches_per_item: int | None = None) -> DataLoader:
         trainer = self.trainer
         rank, world_size = (trainer.global_rank, trainer.world_size) if trainer else (0, 1)
-        batches = EpochBatches(len(x), self.hparams.batch_size, shuffle, self.hparams.seed, rank, world_size)
+        hp = self.hparams
+        batches = EpochBatches(len(x), hp.batch_size, shuffle, hp.seed, rank, world_size, batches_per_item)
         # batch_size=None: each item already is a batch, so the DataLoader neither batches nor collates.
         return DataLoader(InMemoryRows(x, y), sampler=batches, batch_size=None)
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(*self.train_data, shuffle=True)
+        """Each item holds ``steps_per_call`` batches (see ``Steps``)."""
+        return self._loader(*self.train_data, shuffle=True, batches_per_item=self.hparams.steps_per_call)
 
     def val_dataloader(self) -> DataLoader | list:
         return self._loader(*self.val_data, shuffle=False) if self.n_val else []

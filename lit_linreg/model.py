@@ -8,7 +8,7 @@ from torch import Tensor, nn
 from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection, R2Score
 from torchmetrics.aggregation import MeanMetric
 
-from lit_linreg.data import Batch
+from lit_linreg.data import Batch, Steps, split_steps
 from lit_linreg.errors import UsageError
 from lit_linreg.optim import SGD
 
@@ -66,25 +66,35 @@ class LinearRegression(L.LightningModule):
         true_w = getattr(data, "true_w", None)
         self.true_w = None if true_w is None else torch.tensor(true_w, device=self.device)
 
-    def training_step(self, batch: Batch, batch_idx: int) -> None:
+    def training_step(self, steps: Steps, batch_idx: int) -> None:
+        """One SGD step per batch in ``steps`` (``--data.steps_per_call`` of them), each counted by Lightning."""
         opt = self.optimizers()
-        opt.zero_grad()
-        loss = self.loss(*batch)
-        self.manual_backward(loss)
-        opt.step()
-        self.train_loss.update(loss.detach())
+        max_steps = self.trainer.max_steps
+        losses = []
+        for batch in split_steps(steps):
+            if 0 <= max_steps <= self.trainer.global_step:  # stop exactly at max_steps, even mid-call
+                break
+            opt.zero_grad()
+            loss = self.loss(*batch)
+            self.manual_backward(loss)
+            opt.step()
+            losses.append(loss.detach())
+        if losses:
+            self.train_loss.update(torch.stack(losses))
 
     def on_train_epoch_end(self) -> None:
-        # Logging once per epoch: a self.log call costs several times an SGD step at this size.
-        loss = self.train_loss.compute()
+        # Once per epoch, and one self.log call only: each costs several times an SGD step at this size.
+        loss = self.train_loss.compute()  # synced across ranks by torchmetrics
         self.train_loss.reset()
-        scalars = {"train/loss": loss, "hp_metric": loss}
-        scalars.update({f"weights/{name}": w for name, w in zip(self.feature_names, self.w.detach(), strict=True)})
-        scalars["weights/bias"] = self.b.detach()
+        self.log("train/loss", loss, prog_bar=True, sync_dist=True)  # equal on all ranks already
+        if self.logger is None:
+            return
+        # The rest goes straight to the logger (rank 0 only): it is read in TensorBoard, not by callbacks.
+        scalars = {"hp_metric": loss.item(), "weights/bias": self.b.item()}
+        scalars.update({f"weights/{name}": w for name, w in zip(self.feature_names, self.w.tolist(), strict=True)})
         if self.true_w is not None:
-            scalars["train/w_distance"] = torch.linalg.vector_norm(self.w.detach() - self.true_w)
-        # The values are already equal on every rank; syncing them costs a few all-reduces an epoch.
-        self.log_dict(scalars, sync_dist=True)
+            scalars["train/w_distance"] = torch.linalg.vector_norm(self.w.detach() - self.true_w).item()
+        self.logger.log_metrics(scalars, step=self.global_step)
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         x, y, _ = batch

@@ -37,3 +37,12 @@ class SGD(torch.optim.Optimizer):
                 if p.grad is not None:
                     p.add_(p.grad, alpha=-group["lr"])
         return loss
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Forgets the gradients. Simpler than the base class's, whose profiling wrapper costs more than the step."""
+        for group in self.param_groups:
+            for p in group["params"]:
+                if set_to_none:
+                    p.grad = None
+                elif p.grad is not None:
+                    p.grad.zero_()

@@ -59,9 +59,21 @@ def test_ranks_split_every_global_batch_between_them():
         assert torch.equal(torch.cat([s for s, _ in shards]), rows)
 
 
-def test_loader_yields_whole_batches_without_collate():
-    data = make()
-    x, y, size = next(iter(data.train_dataloader()))
+def test_training_items_hold_steps_per_call_batches_gathered_at_once():
+    data = make(steps_per_call=3)
+    loader = data.train_dataloader()
+    items = list(loader)
+    assert len(items) == len(loader) == 11  # 32 batches in groups of 3
+    x, y, local_sizes, global_sizes = items[0]
+    assert x.shape == (48, 4) and y.shape == (48,) and list(local_sizes) == list(global_sizes) == [16, 16, 16]
+    assert list(items[-1][2]) == [16, 4]  # the epoch's last group: batches 31 and 32 (4 rows)
+    rows = torch.cat([item[0] for item in items])  # every row exactly once
+    assert torch.equal(rows[rows[:, 0].argsort()], data.x[data.x[:, 0].argsort()])
+
+
+def test_evaluation_items_are_single_batches():
+    data = make(val_fraction=0.2)
+    x, y, size = next(iter(data.val_dataloader()))
     assert x.shape == (16, 4) and y.shape == (16,) and size == 16
 
 

@@ -42,9 +42,17 @@ def test_same_seed_same_weights_other_seed_other_weights(tmp_path):
 
 
 def test_max_steps_is_honoured(tmp_path):
-    """global_step counts optimizer steps, so max_steps stops the run mid-epoch."""
-    cli = fit(tmp_path, "--trainer.max_steps", "40")
-    assert cli.trainer.global_step == 40 and read_summary(cli)["global_step"] == 40
+    """global_step counts optimizer steps, so max_steps stops the run mid-epoch, even inside a call."""
+    cli = fit(tmp_path, "--trainer.max_steps", "43", "--data.steps_per_call", "8")
+    assert cli.trainer.global_step == 43 and read_summary(cli)["global_step"] == 43
+
+
+def test_steps_per_call_changes_nothing_but_speed(tmp_path):
+    runs = [fit(tmp_path / str(k), "--trainer.max_epochs", "4", "--data.steps_per_call", str(k)) for k in (1, 5, 32)]
+    assert all(run.trainer.global_step == 4 * 32 for run in runs)
+    assert all(torch.equal(run.model.w, runs[0].model.w) and torch.equal(run.model.b, runs[0].model.b) for run in runs)
+    losses = [read_summary(run)["train_loss"] for run in runs]
+    assert losses[0] == losses[1] == losses[2]
 
 
 def test_validation_and_test_report_metrics(tmp_path):
