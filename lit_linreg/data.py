@@ -166,7 +166,8 @@ class LinRegDataModule(L.LightningDataModule):
             raise UsageError(f"--data.val_fraction {val_fraction} leaves no training rows out of {n_samples}")
         self.save_hyperparameters()
         self.feature_names = list(feature_names or [f"x{i + 1}" for i in range(len(true_w))])
-        self.true_w, self.true_b = list(true_w), true_b
+        # What the fit should find: the noise mean adds to the planted bias (the tutorial's b = 1.1 became 1.0).
+        self.true_w, self.true_b = list(true_w), true_b + noise_mean
         self.n_val = n_val
         self.x: Tensor | None = None
         self.y: Tensor | None = None
@@ -183,7 +184,7 @@ class LinRegDataModule(L.LightningDataModule):
         generator = torch.Generator().manual_seed(hp.seed)
         x = torch.randn(hp.n_samples, self.n_features, generator=generator)
         noise = hp.noise_mean + hp.noise_std * torch.randn(hp.n_samples, generator=generator)
-        self.x, self.y = x, x @ torch.tensor(self.true_w) + self.true_b + noise
+        self.x, self.y = x, x @ torch.tensor(self.true_w) + hp.true_b + noise
         split = torch.randperm(hp.n_samples, generator=generator)
         # Sorted, so that with no held-out rows the training set is all rows in their original order.
         self.val_rows, self.train_rows = split[: self.n_val].sort().values, split[self.n_val :].sort().values

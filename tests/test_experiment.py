@@ -2,7 +2,7 @@
 
 import torch
 
-from tests.conftest import fit, read_summary
+from tests.conftest import ROOT, fit, read_summary
 
 
 def test_recovers_planted_weights_in_1600_counted_steps(tutorial_run, capsys):
@@ -62,3 +62,11 @@ def test_validation_and_test_report_metrics(tmp_path):
     assert metrics["val/r2"] > 0.99
     (result,) = cli.trainer.test(cli.model, datamodule=cli.datamodule, verbose=False)
     assert result["test/mae"] < 0.1
+
+
+def test_blog_config_reports_the_intercept_its_data_really_has(tmp_path):
+    """The tutorial's generator never uses b = 1.1: the data's intercept is the noise mean, 1.0."""
+    blog = ["--config", str(ROOT / "configs" / "seed.yaml"), "--config", str(ROOT / "configs" / "blog.yaml")]
+    summary = read_summary(fit(tmp_path, *blog))
+    assert summary["true"]["b"] == 1.0
+    assert abs(summary["learned"]["b"] - 1.0) < 0.02
