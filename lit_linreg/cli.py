@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from lightning.pytorch.cli import LightningCLI
 
+from lit_linreg.checkpoint import check_resume, read_checkpoint
 from lit_linreg.data import LinRegDataModule
 from lit_linreg.errors import UsageError
 from lit_linreg.model import LinearRegression
@@ -11,11 +12,23 @@ from lit_linreg.report import RunSummary
 
 
 class LinRegCLI(LightningCLI):
+    """LightningCLI plus the links between data and model, and a check of ``--ckpt_path`` before Lightning's."""
+
     def add_arguments_to_parser(self, parser) -> None:
         # The data decides how many weights there are; the model is never told twice.
         parser.link_arguments("data.n_features", "model.n_features", apply_on="instantiate")
         # One seed fixes the data, every epoch's shuffle and the initial weights.
         parser.link_arguments("seed_everything", "data.seed", compute_fn=_explicit_seed)
+
+    def parse_arguments(self, parser, args) -> None:
+        super().parse_arguments(parser, args)
+        # Lightning loads --ckpt_path right after parsing, to restore hyperparameters: check it first.
+        subcommand = self.config.get("subcommand")
+        path = subcommand and self.config[subcommand].get("ckpt_path")
+        if path:
+            checkpoint = read_checkpoint(path)
+            if subcommand == "fit":
+                check_resume(checkpoint, self.config[subcommand].as_dict(), path)
 
 
 def _explicit_seed(seed: int | bool) -> int:

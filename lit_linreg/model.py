@@ -80,7 +80,18 @@ class LinearRegression(L.LightningModule):
             opt.step()
             losses.append(loss.detach())
         if losses:
-            self.train_loss.update(torch.stack(losses))
+            losses = torch.stack(losses)
+            self._stop_if_diverged(losses)
+            self.train_loss.update(losses)
+
+    def _stop_if_diverged(self, losses: Tensor) -> None:
+        # Once per call, before any checkpoint of this step is written, so the last checkpoint stays finite.
+        if torch.isfinite(losses).all() and torch.isfinite(self.w).all() and torch.isfinite(self.b):
+            return
+        raise UsageError(
+            f"training diverged at step {self.global_step}: the loss or the weights are no longer finite "
+            f"(last loss {losses[-1].item():.3g}); try a smaller --model.lr than {self.hparams.lr:g}"
+        )
 
     def on_train_epoch_end(self) -> None:
         # Once per epoch, and one self.log call only: each costs several times an SGD step at this size.
