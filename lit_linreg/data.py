@@ -184,19 +184,29 @@ class LinRegDataModule(L.LightningDataModule):
         generator = torch.Generator().manual_seed(hp.seed)
         x = torch.randn(hp.n_samples, self.n_features, generator=generator)
         noise = hp.noise_mean + hp.noise_std * torch.randn(hp.n_samples, generator=generator)
-        self.x, self.y = x, x @ torch.tensor(self.true_w) + hp.true_b + noise
-        split = torch.randperm(hp.n_samples, generator=generator)
-        # Sorted, so that with no held-out rows the training set is all rows in their original order.
-        self.val_rows, self.train_rows = split[: self.n_val].sort().values, split[self.n_val :].sort().values
+        y = x @ torch.tensor(self.true_w) + hp.true_b + noise
+        if self.n_val:
+            # Move the held-out rows to the end, once, so that both sets are views: no copy per loader.
+            held_out = torch.randperm(hp.n_samples, generator=generator)[: self.n_val]
+            keep = torch.ones(hp.n_samples, dtype=torch.bool)
+            keep[held_out] = False
+            order = torch.cat([keep.nonzero().squeeze(1), held_out.sort().values])
+            x, y = x[order], y[order]
+        self.x, self.y = x, y
+
+    @property
+    def n_train(self) -> int:
+        return self.hparams.n_samples - self.n_val
 
     @property
     def train_data(self) -> tuple[Tensor, Tensor]:
-        """The training rows, for the final full-data loss and reports."""
-        return self.x[self.train_rows], self.y[self.train_rows]
+        """The training rows (a view, not a copy), also used for the final full-data loss."""
+        return self.x[: self.n_train], self.y[: self.n_train]
 
     @property
     def val_data(self) -> tuple[Tensor, Tensor]:
-        return self.x[self.val_rows], self.y[self.val_rows]
+        """The held-out rows (a view)."""
+        return self.x[self.n_train :], self.y[self.n_train :]
 
     def _loader(self, x: Tensor, y: Tensor, shuffle: bool, batches_per_item: int | None = None) -> DataLoader:
         trainer = self.trainer

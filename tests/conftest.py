@@ -16,6 +16,15 @@ def fit(tmp_path: Path, *args: str):
     return cli_main(["fit", "--trainer.default_root_dir", str(tmp_path), *QUIET, *args])
 
 
+def fit_error(tmp_path: Path, *args: str) -> str:
+    """Runs a fit that must stop on bad input; returns its error, checked to be one line."""
+    with pytest.raises(SystemExit) as exit_:
+        fit(tmp_path, *args)
+    message = str(exit_.value.code)
+    assert message.startswith("error: ") and "\n" not in message
+    return message
+
+
 def read_summary(cli) -> dict:
     return json.loads((Path(cli.trainer.log_dir) / "summary.json").read_text())
 

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import fit
+from tests.conftest import fit, fit_error
 
 
 def test_checkpoint_loads_with_weights_only(tmp_path):
@@ -23,17 +23,9 @@ def test_resume_at_an_epoch_boundary_is_bit_identical(tmp_path):
     assert torch.equal(resumed.model.w, straight.w) and torch.equal(resumed.model.b, straight.b)
 
 
-def error_of(tmp_path, *args: str) -> str:
-    with pytest.raises(SystemExit) as exit_:
-        fit(tmp_path, *args)
-    message = str(exit_.value.code)
-    assert message.startswith("error: ") and "\n" not in message
-    return message
-
-
 def test_divergence_stops_with_one_line_and_keeps_the_last_finite_checkpoint(tmp_path):
     # With MAE the gradient is bounded, so the weights overflow float32 only after some steps at this lr.
-    message = error_of(tmp_path, "--model.lr", "2e37")
+    message = fit_error(tmp_path, "--model.lr", "2e37")
     assert "diverged" in message and "--model.lr" in message and "2e+37" in message
     checkpoints = list((tmp_path / "lightning_logs" / "version_0" / "checkpoints").glob("*.ckpt"))
     assert checkpoints, "the epochs before the divergence left a checkpoint"
@@ -62,12 +54,12 @@ def test_broken_or_foreign_checkpoints_get_one_line(tmp_path, saved_checkpoint):
         foreign: "not a lit_linreg checkpoint",
     }
     for path, reason in expected.items():
-        message = error_of(tmp_path / "run", "--ckpt_path", str(path))
+        message = fit_error(tmp_path / "run", "--ckpt_path", str(path))
         assert str(path) in message and reason in message
 
 
 def test_resume_with_other_hyperparameters_is_refused(tmp_path, saved_checkpoint):
-    message = error_of(tmp_path / "run", "--ckpt_path", str(saved_checkpoint), "--model.lr", "0.05")
+    message = fit_error(tmp_path / "run", "--ckpt_path", str(saved_checkpoint), "--model.lr", "0.05")
     assert "--model.lr 0.05 (checkpoint: 0.01)" in message
-    message = error_of(tmp_path / "run", "--ckpt_path", str(saved_checkpoint), "--seed_everything", "3")
+    message = fit_error(tmp_path / "run", "--ckpt_path", str(saved_checkpoint), "--seed_everything", "3")
     assert "--seed_everything 3 (checkpoint: 42)" in message

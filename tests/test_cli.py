@@ -2,7 +2,7 @@ import pytest
 import yaml
 
 from lit_linreg.cli import cli_main
-from tests.conftest import ROOT, fit, run_train
+from tests.conftest import ROOT, fit, fit_error, run_train
 
 
 def printed_config(capsys, *args: str) -> dict:
@@ -66,10 +66,7 @@ def test_config_is_saved_and_rerun_into_the_same_directory_works(tmp_path):
     ],
 )
 def test_bad_values_get_a_one_line_error(tmp_path, args, names):
-    with pytest.raises(SystemExit) as exit_:
-        fit(tmp_path, *args)
-    message = str(exit_.value.code)
-    assert message.startswith("error: ") and "\n" not in message
+    message = fit_error(tmp_path, *args)
     for name in names:
         assert name in message
 

@@ -78,6 +78,14 @@ def test_evaluation_items_are_single_batches():
 
 
 def test_val_split_is_held_out_and_disjoint():
-    data = make(n_samples=100, val_fraction=0.2)
-    assert len(data.val_rows) == 20 and len(data.train_rows) == 80
-    assert not set(data.val_rows.tolist()) & set(data.train_rows.tolist())
+    split, whole = make(n_samples=100, val_fraction=0.2), make(n_samples=100)
+    (x_train, _), (x_val, _) = split.train_data, split.val_data
+    assert len(x_train) == 80 and len(x_val) == 20
+    rows = torch.cat([x_train, x_val])  # together, every row once
+    assert torch.equal(rows[rows[:, 0].argsort()], whole.x[whole.x[:, 0].argsort()])
+    assert x_train.data_ptr() == split.x.data_ptr()  # views into the data, not copies
+
+
+def test_training_rows_are_views_without_a_split():
+    data = make()
+    assert data.train_data[0].data_ptr() == data.x.data_ptr() and len(data.train_data[0]) == 500
