@@ -1,4 +1,4 @@
-"""Command line: a LightningCLI whose only additions are the links between data and model."""
+"""Command line: LightningCLI with the data-to-model links, and a safe look at --ckpt_path before Lightning's."""
 
 from __future__ import annotations
 
