@@ -9,6 +9,7 @@ global batch (and hence every SGD step) is the same whatever the number of proce
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterator
 
@@ -102,14 +103,17 @@ class EpochBatches(Sampler):
             order = torch.randperm(self.n_rows, generator=generator)
         else:
             order = torch.arange(self.n_rows)
-        batches = [
-            (batch.tensor_split(self.world_size)[self.rank], len(batch)) for batch in order.split(self.batch_size)
-        ]
+        # Lazily, batch by batch: at 10M rows and batch 16, building every batch up front would hold
+        # hundreds of thousands of small tensors before the first step.
+        batches = (
+            (batch.tensor_split(self.world_size)[self.rank], len(batch))
+            for batch in (order[start : start + self.batch_size] for start in range(0, self.n_rows, self.batch_size))
+        )
         if self.batches_per_item is None:
             yield from batches
         else:
-            for start in range(0, len(batches), self.batches_per_item):
-                yield batches[start : start + self.batches_per_item]
+            while group := list(itertools.islice(batches, self.batches_per_item)):
+                yield group
 
 
 class LinRegDataModule(L.LightningDataModule):
