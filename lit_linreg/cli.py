@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from lightning.pytorch.cli import LightningCLI
 
-from lit_linreg.checkpoint import check_resume, read_checkpoint
+from lit_linreg.checkpoint import LastCheckpoint, check_resume, read_checkpoint
 from lit_linreg.data import LinRegDataModule
 from lit_linreg.errors import UsageError
 from lit_linreg.model import LinearRegression
@@ -15,6 +15,8 @@ class LinRegCLI(LightningCLI):
     """LightningCLI plus the links between data and model, and a check of ``--ckpt_path`` before Lightning's."""
 
     def add_arguments_to_parser(self, parser) -> None:
+        # checkpoints/last.ckpt, always current; its cadence is --checkpoint.every_seconds / every_n_epochs.
+        parser.add_lightning_class_args(LastCheckpoint, "checkpoint")
         # The data decides how many weights there are; the model is never told twice.
         parser.link_arguments("data.n_features", "model.n_features", apply_on="instantiate")
         # One seed fixes the data, every epoch's shuffle and the initial weights.
@@ -51,6 +53,9 @@ def cli_main(args: list[str] | None = None) -> LinRegCLI:
                 "max_epochs": 50,
                 # Our sampler already splits every global batch across ranks; Lightning's must not replace it.
                 "use_distributed_sampler": False,
+                # LastCheckpoint replaces Lightning's per-epoch ModelCheckpoint (1-2 ms a save).
+                "enable_checkpointing": False,
+                "plugins": [{"class_path": "lit_linreg.checkpoint.AtomicCheckpointIO"}],
                 "callbacks": [RunSummary()],
             },
             args=args,

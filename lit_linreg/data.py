@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import lightning as L
 import numpy as np
@@ -88,10 +89,15 @@ class EpochBatches(Sampler):
         self.n_rows, self.batch_size, self.shuffle, self.seed = n_rows, batch_size, shuffle, seed
         self.rank, self.world_size, self.batches_per_item = rank, world_size, batches_per_item
         self.epoch = 0
+        self._resume_at: tuple[int, int] | None = None
 
     def set_epoch(self, epoch: int) -> None:
         """Called by Lightning at the start of every epoch."""
         self.epoch = epoch
+
+    def resume_at(self, epoch: int, items_done: int) -> None:
+        """Makes the next pass over ``epoch`` skip the items already trained on."""
+        self._resume_at = (epoch, items_done)
 
     def __len__(self) -> int:
         n_batches = math.ceil(self.n_rows / self.batch_size)
@@ -103,17 +109,45 @@ class EpochBatches(Sampler):
             order = torch.randperm(self.n_rows, generator=generator)
         else:
             order = torch.arange(self.n_rows)
+        items_done = 0
+        if self._resume_at is not None:
+            resume_epoch, items_done = self._resume_at
+            self._resume_at = None
+            items_done = items_done if resume_epoch == self.epoch else 0
+        first_row = items_done * (self.batches_per_item or 1) * self.batch_size
         # Lazily, batch by batch: at 10M rows and batch 16, building every batch up front would hold
         # hundreds of thousands of small tensors before the first step.
         batches = (
             (batch.tensor_split(self.world_size)[self.rank], len(batch))
-            for batch in (order[start : start + self.batch_size] for start in range(0, self.n_rows, self.batch_size))
+            for batch in (
+                order[start : start + self.batch_size] for start in range(first_row, self.n_rows, self.batch_size)
+            )
         )
         if self.batches_per_item is None:
             yield from batches
         else:
             while group := list(itertools.islice(batches, self.batches_per_item)):
                 yield group
+
+
+class ResumableLoader(DataLoader):
+    """A DataLoader whose place in the epoch goes into Lightning's checkpoints, for exact mid-epoch resume.
+
+    Lightning saves ``state_dict()`` of any loader that has one and hands it back on resume. The place is the
+    number of items the training loop has finished (``items_done``), not how many this loader has yielded,
+    which runs ahead of training by the prefetched item.
+    """
+
+    def __init__(self, dataset: Dataset, sampler: EpochBatches, items_done: Callable[[], int]) -> None:
+        # batch_size=None: each item already is a batch, so the DataLoader neither batches nor collates.
+        super().__init__(dataset, sampler=sampler, batch_size=None)
+        self._items_done = items_done
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"epoch": self.sampler.epoch, "items_done": self._items_done()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.sampler.resume_at(state["epoch"], state["items_done"])
 
 
 class LinRegDataModule(L.LightningDataModule):
@@ -212,24 +246,30 @@ class LinRegDataModule(L.LightningDataModule):
         """The held-out rows (a view)."""
         return self.x[self.n_train :], self.y[self.n_train :]
 
-    def _loader(self, x: Tensor, y: Tensor, shuffle: bool, batches_per_item: int | None = None) -> DataLoader:
+    def _batches(self, n_rows: int, shuffle: bool, batches_per_item: int | None = None) -> EpochBatches:
         trainer = self.trainer
         rank, world_size = (trainer.global_rank, trainer.world_size) if trainer else (0, 1)
         hp = self.hparams
-        batches = EpochBatches(len(x), hp.batch_size, shuffle, hp.seed, rank, world_size, batches_per_item)
+        return EpochBatches(n_rows, hp.batch_size, shuffle, hp.seed, rank, world_size, batches_per_item)
+
+    def _loader(self, x: Tensor, y: Tensor) -> DataLoader:
         # batch_size=None: each item already is a batch, so the DataLoader neither batches nor collates.
-        return DataLoader(InMemoryRows(x, y), sampler=batches, batch_size=None)
+        return DataLoader(InMemoryRows(x, y), sampler=self._batches(len(x), shuffle=False), batch_size=None)
 
     def train_dataloader(self) -> DataLoader:
-        """Each item holds ``steps_per_call`` batches (see ``Steps``)."""
-        return self._loader(*self.train_data, shuffle=True, batches_per_item=self.hparams.steps_per_call)
+        """Each item holds ``steps_per_call`` batches (see ``Steps``); its place in the epoch is checkpointed."""
+        x, y = self.train_data
+        batches = self._batches(len(x), shuffle=True, batches_per_item=self.hparams.steps_per_call)
+        # At a save, the items of this epoch that training has finished (Lightning's own loop counter).
+        items_done = lambda: self.trainer.fit_loop.epoch_loop.batch_progress.current.processed  # noqa: E731
+        return ResumableLoader(InMemoryRows(x, y), batches, items_done)
 
     def val_dataloader(self) -> DataLoader | list:
-        return self._loader(*self.val_data, shuffle=False) if self.n_val else []
+        return self._loader(*self.val_data) if self.n_val else []
 
     def test_dataloader(self) -> DataLoader:
         """The held-out rows when there are any, else the training rows."""
-        return self._loader(*(self.val_data if self.n_val else self.train_data), shuffle=False)
+        return self._loader(*(self.val_data if self.n_val else self.train_data))
 
     def predict_dataloader(self) -> DataLoader:
-        return self._loader(self.x, self.y, shuffle=False)
+        return self._loader(self.x, self.y)

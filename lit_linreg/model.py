@@ -36,6 +36,7 @@ class LinearRegression(L.LightningModule):
         self.w = nn.Parameter(init_w_std * torch.randn(n_features))
         self.b = nn.Parameter(torch.tensor(float(init_b)))
         self.train_loss = MeanMetric()
+        self.train_loss.persistent(True)  # checkpointed, so an epoch resumed mid-way logs the same mean loss
         metrics = MetricCollection({"mae": MeanAbsoluteError(), "mse": MeanSquaredError(), "r2": R2Score()})
         self.val_metrics = metrics.clone(prefix="val/")
         self.test_metrics = metrics.clone(prefix="test/")
