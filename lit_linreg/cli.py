@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import lightning as L
 from lightning.pytorch.cli import LightningCLI
 
 from lit_linreg.checkpoint import LastCheckpoint, check_resume, read_checkpoint
 from lit_linreg.data import LinRegDataModule
 from lit_linreg.errors import UsageError
 from lit_linreg.model import LinearRegression
-from lit_linreg.report import RunSummary
+from lit_linreg.report import RunSummary, with_progress_bar
 
 
 class LinRegCLI(LightningCLI):
@@ -31,6 +32,11 @@ class LinRegCLI(LightningCLI):
             checkpoint = read_checkpoint(path)
             if subcommand == "fit":
                 check_resume(checkpoint, self.config[subcommand].as_dict(), path)
+
+    def instantiate_trainer(self, **kwargs) -> L.Trainer:
+        # Lightning's default bar redraws after every training_step call; ours at most twice a second.
+        trainer_config = self.config_init[self.subcommand]["trainer"]
+        return super().instantiate_trainer(callbacks=with_progress_bar(trainer_config), **kwargs)
 
 
 def _explicit_seed(seed: int | bool) -> int:

@@ -77,3 +77,23 @@ def test_bad_value_from_the_shell_exits_non_zero_without_traceback(tmp_path):
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1] == "error: --data.batch_size must be >= 1, got 0"
     assert not (tmp_path / "lightning_logs").exists()  # nothing written for a run that never started
+
+
+def test_progress_bar_redraws_at_most_every_interval_and_can_be_turned_off(tmp_path, monkeypatch):
+    from lightning.pytorch.callbacks import TQDMProgressBar
+
+    from lit_linreg.report import ThrottledProgressBar
+
+    default = cli_main(["fit", "--trainer.default_root_dir", str(tmp_path / "default"), "--trainer.max_epochs", "1"])
+    assert isinstance(default.trainer.progress_bar_callback, ThrottledProgressBar)
+    assert fit(tmp_path / "quiet", "--trainer.max_epochs", "1").trainer.progress_bar_callback is None
+
+    draws = []
+    draw = TQDMProgressBar.on_train_batch_end
+    monkeypatch.setattr(TQDMProgressBar, "on_train_batch_end", lambda self, *a: (draws.append(a[-1]), draw(self, *a)))
+    bar = '{"class_path": "lit_linreg.report.ThrottledProgressBar", "init_args": {"interval": 3600}}'
+    cli = cli_main(
+        ["fit", "--trainer.default_root_dir", str(tmp_path), "--trainer.max_epochs", "3", "--trainer.callbacks+", bar]
+    )
+    assert cli.trainer.progress_bar_callback.interval == 3600  # the configured bar, not a second one
+    assert draws == [0, 3, 3, 3]  # the first call, then only each epoch's last call (4 calls an epoch)
