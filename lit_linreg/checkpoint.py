@@ -96,7 +96,7 @@ class LastCheckpoint(L.Callback):
     def _save(self, trainer: L.Trainer) -> None:
         if trainer.global_step == self._saved_step:  # nothing new since the last save
             return
-        trainer.save_checkpoint(self.path)
+        trainer.save_checkpoint(self.path, weights_only=False)  # the full state: resume needs all of it
         self._saved_at, self._saved_step = time.monotonic(), trainer.global_step
 
 

@@ -9,7 +9,7 @@ from lit_linreg.checkpoint import LastCheckpoint, check_resume, read_checkpoint
 from lit_linreg.data import LinRegDataModule
 from lit_linreg.errors import UsageError
 from lit_linreg.model import LinearRegression
-from lit_linreg.report import RunSummary, with_progress_bar
+from lit_linreg.report import PredictionWriter, RunSummary, with_progress_bar
 
 
 class LinRegCLI(LightningCLI):
@@ -18,6 +18,8 @@ class LinRegCLI(LightningCLI):
     def add_arguments_to_parser(self, parser) -> None:
         # checkpoints/last.ckpt, always current; its cadence is --checkpoint.every_seconds / every_n_epochs.
         parser.add_lightning_class_args(LastCheckpoint, "checkpoint")
+        # The end-of-fit report: --report.optimum, --report.bootstrap, --report.plot.
+        parser.add_lightning_class_args(RunSummary, "report")
         # The data decides how many weights there are; the model is never told twice.
         parser.link_arguments("data.n_features", "model.n_features", apply_on="instantiate")
         # One seed fixes the data, every epoch's shuffle and the initial weights.
@@ -62,7 +64,7 @@ def cli_main(args: list[str] | None = None) -> LinRegCLI:
                 # LastCheckpoint replaces Lightning's per-epoch ModelCheckpoint (1-2 ms a save).
                 "enable_checkpointing": False,
                 "plugins": [{"class_path": "lit_linreg.checkpoint.AtomicCheckpointIO"}],
-                "callbacks": [RunSummary()],
+                "callbacks": [PredictionWriter()],
             },
             args=args,
         )

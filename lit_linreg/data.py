@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import lightning as L
@@ -21,6 +22,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from lit_linreg.errors import UsageError
+from lit_linreg.table import Table, choose_features, read_header, read_table
 
 TUTORIAL_FEATURES = ["appearance", "personality", "wealth", "inner_quality"]
 
@@ -150,16 +152,62 @@ class ResumableLoader(DataLoader):
         self.sampler.resume_at(state["epoch"], state["items_done"])
 
 
+@dataclass
+class Scale:
+    """Per-column mean and standard deviation of the training rows: what ``standardize`` divides out."""
+
+    x_mean: Tensor
+    x_std: Tensor
+    y_mean: Tensor
+    y_std: Tensor
+
+    @staticmethod
+    def of(x: Tensor, y: Tensor) -> Scale:
+        def std(t: Tensor) -> Tensor:  # a constant column stays as it is instead of dividing by zero
+            s = t.std(0, correction=0)
+            return torch.where(s > 0, s, torch.ones_like(s))
+
+        return Scale(x.mean(0), std(x), y.mean(), std(y))
+
+    def x(self, x: Tensor) -> Tensor:
+        return (x - self.x_mean) / self.x_std
+
+    def y(self, y: Tensor) -> Tensor:
+        return (y - self.y_mean) / self.y_std
+
+    def x_back(self, x: Tensor) -> Tensor:
+        return x * self.x_std + self.x_mean
+
+    def y_back(self, y: Tensor) -> Tensor:
+        return y * self.y_std + self.y_mean
+
+    def weights(self, w: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
+        """(y - ȳ)/s_y = Σ w_j (x_j - x̄_j)/s_j + b  ⇔  y = Σ (w_j s_y/s_j) x_j + ȳ + s_y b - Σ (w_j s_y/s_j) x̄_j."""
+        x_mean, x_std, y_mean, y_std = (t.to(w.dtype) for t in (self.x_mean, self.x_std, self.y_mean, self.y_std))
+        w_original = w * y_std / x_std
+        return w_original, y_mean + y_std * b - w_original @ x_mean
+
+
 class LinRegDataModule(L.LightningDataModule):
-    """People with planted weights: X ~ N(0, 1), Y = X·w + b + ε, ε ~ N(noise_mean, noise_std).
+    """The rows to fit: planted-weights people (the default), or a table from a CSV file.
+
+    Planted weights: X ~ N(0, 1), Y = X·w + b + ε, ε ~ N(noise_mean, noise_std). From CSV: the ``target`` column
+    is Y and the ``features`` columns (default: all others) are X, named after the header.
 
     Args:
-        n_samples: number of people (rows).
+        n_samples: number of people (rows) to generate.
         true_w: the planted weight of each feature.
         true_b: the planted bias. The tutorial's generator ignores it (use ``true_b: 0`` with ``noise_mean: 1``).
         noise_std: standard deviation of the noise added to Y.
         noise_mean: mean of that noise; 1.0 reproduces the tutorial, whose effective bias is this mean.
-        feature_names: one name per feature; ``null`` names them x1..xd.
+        feature_names: one name per planted weight; ``null`` names them x1..xd.
+        csv_path: fit this CSV file (header, then numeric rows) instead of generated data; the planted-data
+            arguments above are then ignored.
+        target: the CSV column to predict.
+        features: the CSV columns to predict it from; ``null`` takes every column but the target.
+        standardize: train on features and target scaled to mean 0, std 1 (weights are still reported, and
+            predictions written, in the original units). Needed when columns have very different units.
+        predict_path: the CSV file ``predict`` reads; it needs the feature columns only.
         batch_size: rows per SGD step (the global batch, split across processes under DDP).
         val_fraction: share of rows held out for validation, in [0, 1).
         steps_per_call: SGD steps made in one ``training_step`` call, each on its own batch and each counted
@@ -176,65 +224,92 @@ class LinRegDataModule(L.LightningDataModule):
         noise_std: float = 0.01,
         noise_mean: float = 0.0,
         feature_names: list[str] | None = TUTORIAL_FEATURES,  # noqa: B006
+        csv_path: str | None = None,
+        target: str | None = None,
+        features: list[str] | None = None,
+        standardize: bool = False,
+        predict_path: str | None = None,
         batch_size: int = 16,
         val_fraction: float = 0.0,
         steps_per_call: int = 8,
         seed: int = 42,
     ) -> None:
         super().__init__()
-        if n_samples < 1:
-            raise UsageError(f"--data.n_samples must be >= 1, got {n_samples}")
         if batch_size < 1:
             raise UsageError(f"--data.batch_size must be >= 1, got {batch_size}")
-        if not noise_std >= 0:
-            raise UsageError(f"--data.noise_std must be >= 0, got {noise_std}")
         if steps_per_call < 1:
             raise UsageError(f"--data.steps_per_call must be >= 1, got {steps_per_call}")
         if not 0 <= val_fraction < 1:
             raise UsageError(f"--data.val_fraction must be in [0, 1), got {val_fraction}")
-        if not true_w:
-            raise UsageError("--data.true_w must name at least one weight, got []")
-        if feature_names is not None and len(feature_names) != len(true_w):
-            raise UsageError(
-                f"--data.true_w has {len(true_w)} weights but --data.feature_names has {len(feature_names)} "
-                f"names ({feature_names}); give one name per weight, or feature_names: null"
-            )
-        n_val = round(n_samples * val_fraction)
-        if n_samples - n_val < 1:
-            raise UsageError(f"--data.val_fraction {val_fraction} leaves no training rows out of {n_samples}")
         self.save_hyperparameters()
-        self.feature_names = list(feature_names or [f"x{i + 1}" for i in range(len(true_w))])
-        # What the fit should find: the noise mean adds to the planted bias (the tutorial's b = 1.1 became 1.0).
-        self.true_w, self.true_b = list(true_w), true_b + noise_mean
-        self.n_val = n_val
+        if csv_path is None:
+            self._check_planted(n_samples, true_w, noise_std, feature_names)
+            self.feature_names = list(feature_names or [f"x{i + 1}" for i in range(len(true_w))])
+            # What the fit should find: the noise mean adds to the planted bias (the tutorial's 1.1 became 1.0).
+            self.true_w, self.true_b = list(true_w), true_b + noise_mean
+            self._split(n_samples)
+        else:
+            if target is None:
+                raise UsageError(f"--data.csv_path {csv_path} needs --data.target, the column to predict")
+            self.feature_names = choose_features(read_header(csv_path), target, features, csv_path)
+            self.true_w = self.true_b = None  # a real table has no planted weights
         self.x: Tensor | None = None
         self.y: Tensor | None = None
+        self.scale: Scale | None = None
+
+    @staticmethod
+    def _check_planted(n_samples: int, true_w: list[float], noise_std: float, names: list[str] | None) -> None:
+        if n_samples < 1:
+            raise UsageError(f"--data.n_samples must be >= 1, got {n_samples}")
+        if not noise_std >= 0:
+            raise UsageError(f"--data.noise_std must be >= 0, got {noise_std}")
+        if not true_w:
+            raise UsageError("--data.true_w must name at least one weight, got []")
+        if names is not None and len(names) != len(true_w):
+            raise UsageError(
+                f"--data.true_w has {len(true_w)} weights but --data.feature_names has {len(names)} "
+                f"names ({names}); give one name per weight, or feature_names: null"
+            )
+
+    def _split(self, n_rows: int) -> None:
+        self.n_val = round(n_rows * self.hparams.val_fraction)
+        if n_rows - self.n_val < 1:
+            raise UsageError(f"--data.val_fraction {self.hparams.val_fraction} leaves no training rows of {n_rows}")
+        self.n_train = n_rows - self.n_val
 
     @property
     def n_features(self) -> int:
         """How many weights the model needs; the CLI hands it to the model."""
         return len(self.feature_names)
 
+    @property
+    def steps_per_epoch(self) -> int:
+        return math.ceil(self.n_train / self.hparams.batch_size)
+
     def setup(self, stage: str | None = None) -> None:
         if self.x is not None:
             return
         hp = self.hparams
         generator = torch.Generator().manual_seed(hp.seed)
-        x = torch.randn(hp.n_samples, self.n_features, generator=generator)
-        noise = hp.noise_mean + hp.noise_std * torch.randn(hp.n_samples, generator=generator)
-        y = x @ torch.tensor(self.true_w) + hp.true_b + noise
+        if hp.csv_path is None:
+            x = torch.randn(hp.n_samples, self.n_features, generator=generator)
+            noise = hp.noise_mean + hp.noise_std * torch.randn(hp.n_samples, generator=generator)
+            y = x @ torch.tensor(self.true_w) + hp.true_b + noise
+        else:
+            table = read_table(hp.csv_path, hp.target, self.feature_names)
+            x, y = table.x, table.y
+            self._split(len(x))
         if self.n_val:
             # Move the held-out rows to the end, once, so that both sets are views: no copy per loader.
-            held_out = torch.randperm(hp.n_samples, generator=generator)[: self.n_val]
-            keep = torch.ones(hp.n_samples, dtype=torch.bool)
+            held_out = torch.randperm(len(x), generator=generator)[: self.n_val]
+            keep = torch.ones(len(x), dtype=torch.bool)
             keep[held_out] = False
             order = torch.cat([keep.nonzero().squeeze(1), held_out.sort().values])
             x, y = x[order], y[order]
+        if hp.standardize:
+            self.scale = Scale.of(x[: self.n_train], y[: self.n_train])
+            x, y = self.scale.x(x), self.scale.y(y)
         self.x, self.y = x, y
-
-    @property
-    def n_train(self) -> int:
-        return self.hparams.n_samples - self.n_val
 
     @property
     def train_data(self) -> tuple[Tensor, Tensor]:
@@ -245,6 +320,13 @@ class LinRegDataModule(L.LightningDataModule):
     def val_data(self) -> tuple[Tensor, Tensor]:
         """The held-out rows (a view)."""
         return self.x[self.n_train :], self.y[self.n_train :]
+
+    def to_original_units(self, w: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
+        """Weights and bias for the data as given, from those learned on the (possibly standardized) data."""
+        return (w, b) if self.scale is None else self.scale.weights(w, b)
+
+    def to_original_target(self, prediction: Tensor) -> Tensor:
+        return prediction if self.scale is None else self.scale.y_back(prediction)
 
     def _batches(self, n_rows: int, shuffle: bool, batches_per_item: int | None = None) -> EpochBatches:
         trainer = self.trainer
@@ -272,4 +354,19 @@ class LinRegDataModule(L.LightningDataModule):
         return self._loader(*(self.val_data if self.n_val else self.train_data))
 
     def predict_dataloader(self) -> DataLoader:
-        return self._loader(self.x, self.y)
+        """The rows of ``predict_path`` when given (target column optional), else every row of the data."""
+        x = self.predict_table().x
+        if self.scale is not None and self.hparams.predict_path is not None:
+            x = self.scale.x(x)
+        elif self.hparams.predict_path is None:
+            x = self.x
+        return self._loader(x, torch.zeros(len(x)))
+
+    def predict_table(self) -> Table:
+        """What ``predict`` reads, in original units, with the rows as written (for the predictions file)."""
+        hp = self.hparams
+        if hp.predict_path is not None:
+            target = hp.target or ""
+            return read_table(hp.predict_path, target, self.feature_names, "--data.predict_path", target_optional=True)
+        x = self.x if self.scale is None else self.scale.x_back(self.x)
+        return Table(self.feature_names, x, None, self.feature_names, [[f"{v:g}" for v in row] for row in x.tolist()])

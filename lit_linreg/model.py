@@ -1,32 +1,63 @@
-"""Model: Y = X·w + b with exactly two parameters, fitted by manual-optimization SGD on the MAE."""
+"""Model: Y = X·w + b with exactly two parameters, fitted by manual-optimization SGD (MAE by default)."""
 
 from __future__ import annotations
 
+import math
+from typing import Literal
+
 import lightning as L
 import torch
+import torch.nn.functional as F
+from lightning.pytorch.loggers import TensorBoardLogger
 from torch import Tensor, nn
 from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection, R2Score
 from torchmetrics.aggregation import MeanMetric
 
 from lit_linreg.data import Batch, Steps, split_steps
 from lit_linreg.errors import UsageError
-from lit_linreg.optim import SGD
+from lit_linreg.optim import SGD, scheduled_lr
+
+Loss = Literal["mae", "mse", "huber"]
+
+
+def elementwise_loss(residual: Tensor, loss: Loss, huber_delta: float = 1.0) -> Tensor:
+    """|r| (mae), r² (mse) or Huber's r²/2 inside ±delta and delta·(|r| - delta/2) outside."""
+    if loss == "mae":
+        return residual.abs()
+    if loss == "mse":
+        return residual.square()
+    return F.huber_loss(residual, torch.zeros_like(residual), reduction="none", delta=huber_delta)
 
 
 class LinearRegression(L.LightningModule):
-    """Y = X·w + b, fitted by minibatch SGD on the mean absolute error L = mean |X·w + b - Y|.
+    """Y = X·w + b, fitted by minibatch SGD on a loss over the residuals r = X·w + b - Y.
 
     Args:
         n_features: number of weights; the CLI takes it from the data.
         lr: SGD learning rate: every step moves each parameter by -lr times its gradient.
+        lr_schedule: ``constant`` (the tutorial's) or ``linear``: lr decays linearly to zero over the run,
+            which lets SGD settle at the optimum instead of jittering around it at the scale of lr.
+        loss: ``mae`` mean |r| (the tutorial's), ``mse`` mean r², or ``huber`` (r²/2 near 0, linear beyond).
+        huber_delta: where Huber's loss turns from quadratic to linear.
         init_w_std: every weight starts as a draw from N(0, init_w_std), as in the tutorial.
         init_b: the bias starts at this value.
     """
 
-    def __init__(self, n_features: int = 4, lr: float = 0.01, init_w_std: float = 0.1, init_b: float = 0.01) -> None:
+    def __init__(
+        self,
+        n_features: int = 4,
+        lr: float = 0.01,
+        lr_schedule: Literal["constant", "linear"] = "constant",
+        loss: Loss = "mae",
+        huber_delta: float = 1.0,
+        init_w_std: float = 0.1,
+        init_b: float = 0.01,
+    ) -> None:
         super().__init__()
         if not lr > 0:
             raise UsageError(f"--model.lr must be > 0, got {lr}")
+        if not huber_delta > 0:
+            raise UsageError(f"--model.huber_delta must be > 0, got {huber_delta}")
         if n_features < 1:
             raise UsageError(f"--model.n_features must be >= 1, got {n_features}")
         if not init_w_std >= 0:
@@ -42,20 +73,22 @@ class LinearRegression(L.LightningModule):
         self.test_metrics = metrics.clone(prefix="test/")
         self.feature_names = [f"x{i + 1}" for i in range(n_features)]
         self.true_w: Tensor | None = None
+        self.total_steps = 0
 
     def forward(self, x: Tensor) -> Tensor:
         return x @ self.w + self.b
 
     def loss(self, x: Tensor, y: Tensor, global_size: int | None = None) -> Tensor:
-        """Mean absolute error of the global batch that ``x`` is this process's share of.
+        """The mean loss of the global batch that ``x`` is this process's share of (of ``x`` alone by default).
 
         Each rank divides its sum by the global batch size (times the world size, which DDP's gradient
         averaging divides back out), so the averaged gradient is the single-process one even when the ranks
         hold different numbers of rows.
         """
+        losses = elementwise_loss(self(x) - y, self.hparams.loss, self.hparams.huber_delta)
         if global_size is None:
-            return (self(x) - y).abs().mean()
-        return (self(x) - y).abs().sum() * (self.trainer.world_size / global_size)
+            return losses.mean()
+        return losses.sum() * (self.trainer.world_size / global_size)
 
     def configure_optimizers(self) -> SGD:
         return SGD(self.parameters(), lr=self.hparams.lr)
@@ -66,6 +99,19 @@ class LinearRegression(L.LightningModule):
         self.feature_names = list(getattr(data, "feature_names", self.feature_names))
         true_w = getattr(data, "true_w", None)
         self.true_w = None if true_w is None else torch.tensor(true_w, device=self.device)
+        self.total_steps = self._total_steps(getattr(data, "steps_per_epoch", None))
+
+    def _total_steps(self, steps_per_epoch: int | None) -> int:
+        """How many SGD steps the run will make, for the linear schedule."""
+        trainer = self.trainer
+        by_epochs = math.inf if steps_per_epoch is None or trainer.max_epochs in (None, -1) else 0
+        by_epochs = by_epochs or trainer.max_epochs * steps_per_epoch
+        total = min(by_epochs, trainer.max_steps if trainer.max_steps > 0 else math.inf)
+        if self.hparams.lr_schedule == "linear" and total == math.inf:
+            raise UsageError(
+                "--model.lr_schedule linear needs a known run length: set --trainer.max_epochs or max_steps"
+            )
+        return int(total) if total != math.inf else 0
 
     def training_step(self, steps: Steps, batch_idx: int) -> None:
         """One SGD step per batch in ``steps`` (``--data.steps_per_call`` of them), each counted by Lightning."""
@@ -75,6 +121,11 @@ class LinearRegression(L.LightningModule):
         for batch in split_steps(steps):
             if 0 <= max_steps <= self.trainer.global_step:  # stop exactly at max_steps, even mid-call
                 break
+            if self.hparams.lr_schedule != "constant":
+                for group in opt.param_groups:
+                    group["lr"] = scheduled_lr(
+                        self.hparams.lr, self.hparams.lr_schedule, self.global_step, self.total_steps
+                    )
             opt.zero_grad()
             loss = self.loss(*batch)
             self.manual_backward(loss)
@@ -106,7 +157,18 @@ class LinearRegression(L.LightningModule):
         scalars.update({f"weights/{name}": w for name, w in zip(self.feature_names, self.w.tolist(), strict=True)})
         if self.true_w is not None:
             scalars["train/w_distance"] = torch.linalg.vector_norm(self.w.detach() - self.true_w).item()
+            # Constant lines that the custom-scalars layout draws beside each weight's trajectory.
+            scalars.update({f"planted/{n}": w for n, w in zip(self.feature_names, self.true_w.tolist(), strict=True)})
+            scalars["planted/bias"] = self.trainer.datamodule.true_b
         self.logger.log_metrics(scalars, step=self.global_step)
+
+    def on_train_start(self) -> None:
+        # TensorBoard's CUSTOM SCALARS tab: one chart per weight, its trajectory beside its planted value.
+        if isinstance(self.logger, TensorBoardLogger):
+            charts = {
+                name: ["Multiline", [f"weights/{name}", f"planted/{name}"]] for name in [*self.feature_names, "bias"]
+            }
+            self.logger.experiment.add_custom_scalars({"weights vs planted": charts})
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         x, y, _ = batch

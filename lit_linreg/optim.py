@@ -46,3 +46,14 @@ class SGD(torch.optim.Optimizer):
                     p.grad = None
                 elif p.grad is not None:
                     p.grad.zero_()
+
+
+def scheduled_lr(lr: float, schedule: str, step: int, total_steps: int) -> float:
+    """The learning rate of step ``step`` (0-based) of ``total_steps``.
+
+    A function of the step alone, so a resumed run needs no scheduler state: ``linear`` decays from lr to
+    lr / total_steps at the last step.
+    """
+    if schedule == "constant":
+        return lr
+    return lr * (1 - step / total_steps)

@@ -9,11 +9,13 @@ from lit_linreg.cli import cli_main
 
 ROOT = Path(__file__).resolve().parents[1]
 QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
+# The bootstrap (100 exact refits) and the figure cost ~1 s a run: on only where a test looks at them.
+NO_EXTRAS = ["--report.bootstrap", "0", "--report.plot", "false"]
 
 
-def fit(tmp_path: Path, *args: str):
+def fit(tmp_path: Path, *args: str, extras: bool = False):
     """Runs `train.py fit` in-process with its logs under tmp_path; returns the CLI (trainer, model, datamodule)."""
-    return cli_main(["fit", "--trainer.default_root_dir", str(tmp_path), *QUIET, *args])
+    return cli_main(["fit", "--trainer.default_root_dir", str(tmp_path), *QUIET, *([] if extras else NO_EXTRAS), *args])
 
 
 def fit_error(tmp_path: Path, *args: str) -> str:
@@ -45,5 +47,5 @@ def run_train(cwd: Path, *args: str, timeout: float = 240) -> subprocess.Complet
 def tutorial_run(tmp_path_factory):
     """The full tutorial experiment (seed.yaml), run once and shared by the tests that inspect its results."""
     tmp_path = tmp_path_factory.mktemp("tutorial")
-    cli = fit(tmp_path, "--config", str(ROOT / "configs" / "seed.yaml"))
+    cli = fit(tmp_path, "--config", str(ROOT / "configs" / "seed.yaml"), extras=True)
     return cli, read_summary(cli)
