@@ -140,7 +140,7 @@ class RunSummary(L.Callback):
                 f"{self.exact_max_rows} for the MAE linear program"
             )
             return summary
-        x64, y64 = x.double().numpy(), y.double().numpy()
+        x64, y64 = x.double().cpu().numpy(), y.double().cpu().numpy()
 
         def to_original(w: np.ndarray, b: float) -> tuple[np.ndarray, float]:
             w_o, b_o = data.to_original_units(
