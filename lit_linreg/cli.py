@@ -37,7 +37,8 @@ class LinRegCLI(LightningCLI):
 
     def instantiate_trainer(self, **kwargs) -> L.Trainer:
         # Lightning's default bar redraws after every training_step call; ours at most twice a second.
-        trainer_config = self.config_init[self.subcommand]["trainer"]
+        config = self.config_init[self.subcommand] if self.subcommand else self.config_init  # run=False: none
+        trainer_config = config["trainer"]
         return super().instantiate_trainer(callbacks=with_progress_bar(trainer_config), **kwargs)
 
 
@@ -48,8 +49,8 @@ def _explicit_seed(seed: int | bool) -> int:
     return seed
 
 
-def cli_main(args: list[str] | None = None) -> LinRegCLI:
-    """Runs ``train.py``; tests call it in-process with ``args``."""
+def cli_main(args: list[str] | None = None, run: bool = True) -> LinRegCLI:
+    """Runs ``train.py``; tests call it in-process with ``args``. ``run=False`` only builds model, data, trainer."""
     try:
         return LinRegCLI(
             LinearRegression,
@@ -67,6 +68,7 @@ def cli_main(args: list[str] | None = None) -> LinRegCLI:
                 "callbacks": [PredictionWriter()],
             },
             args=args,
+            run=run,
         )
     except UsageError as err:
         raise SystemExit(f"error: {err}") from None

@@ -89,3 +89,16 @@ def test_val_split_is_held_out_and_disjoint():
 def test_training_rows_are_views_without_a_split():
     data = make()
     assert data.train_data[0].data_ptr() == data.x.data_ptr() and len(data.train_data[0]) == 500
+
+
+def test_block_shuffle_moves_blocks_of_consecutive_rows_and_still_visits_every_row_once():
+    batches = EpochBatches(103, 10, shuffle=True, seed=3, block_rows=8)
+    batches.set_epoch(1)
+    order = torch.cat([rows for rows, _ in batches])
+    assert torch.equal(order.sort().values, torch.arange(103, dtype=order.dtype))
+    position = order.argsort()  # where each row landed in the epoch's order
+    for start in range(0, 103, 8):
+        block = torch.arange(start, min(start + 8, 103))
+        assert torch.equal(position[block], position[start] + torch.arange(len(block)))  # kept together, in order
+    block_order = position[torch.arange(0, 103, 8)].argsort()
+    assert not torch.equal(block_order, torch.arange(len(block_order)))  # the blocks themselves are shuffled
