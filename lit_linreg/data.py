@@ -193,7 +193,7 @@ class Scale:
         return x * self.x_std + self.x_mean
 
     def y_back(self, y: Tensor) -> Tensor:
-        return y * self.y_std + self.y_mean
+        return y * self.y_std.to(y.device) + self.y_mean.to(y.device)
 
     def weights(self, w: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
         """(y - ȳ)/s_y = Σ w_j (x_j - x̄_j)/s_j + b  ⇔  y = Σ (w_j s_y/s_j) x_j + ȳ + s_y b - Σ (w_j s_y/s_j) x̄_j."""

@@ -170,17 +170,23 @@ class LinearRegression(L.LightningModule):
             }
             self.logger.experiment.add_custom_scalars({"weights vs planted": charts})
 
-    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+    def _in_original_units(self, batch: Batch) -> tuple[Tensor, Tensor]:
+        """Prediction and target of a batch in the data's own units (undoing ``standardize``), for metrics."""
         x, y, _ = batch
-        self.val_metrics.update(self(x), y)
+        data = self.trainer.datamodule
+        if data is None or not hasattr(data, "to_original_target"):
+            return self(x), y
+        return data.to_original_target(self(x)), data.to_original_target(y)
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        self.val_metrics.update(*self._in_original_units(batch))
 
     def on_validation_epoch_end(self) -> None:
         self.log_dict(self.val_metrics.compute())
         self.val_metrics.reset()
 
     def test_step(self, batch: Batch, batch_idx: int) -> None:
-        x, y, _ = batch
-        self.test_metrics.update(self(x), y)
+        self.test_metrics.update(*self._in_original_units(batch))
 
     def on_test_epoch_end(self) -> None:
         self.log_dict(self.test_metrics.compute())

@@ -150,3 +150,14 @@ def test_checkpointed_summary_is_plain_json(tutorial_run):
     cli, _ = tutorial_run
     json.loads((Path(cli.trainer.log_dir) / "summary.json").read_text())
     torch.load(Path(cli.trainer.log_dir) / "checkpoints" / "last.ckpt", weights_only=True)
+
+
+def test_validation_metrics_are_in_the_tables_own_units(tmp_path):
+    cli = fit(tmp_path, *CSV, "--data.val_fraction", "0.2", "--trainer.max_steps", "2000")
+    (result,) = cli.trainer.validate(cli.model, datamodule=cli.datamodule, verbose=False)
+    x, y = cli.datamodule.val_data
+    scale = cli.datamodule.scale
+    prediction = scale.y_back(cli.model(x).detach())
+    assert result["val/mae"] == pytest.approx((prediction - scale.y_back(y)).abs().mean().item(), rel=1e-5)
+    assert 30 < result["val/mae"] < 80  # disease-progression points, not standardized units
+    assert 0.3 < result["val/r2"] < 0.7
