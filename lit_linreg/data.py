@@ -276,6 +276,7 @@ class LinRegDataModule(L.LightningDataModule):
         self.x: Tensor | None = None
         self.y: Tensor | None = None
         self.scale: Scale | None = None
+        self._predict_table: Table | None = None
 
     @staticmethod
     def _check_planted(n_samples: int, true_w: list[float], noise_std: float, names: list[str] | None) -> None:
@@ -390,18 +391,23 @@ class LinRegDataModule(L.LightningDataModule):
 
     def predict_dataloader(self) -> DataLoader:
         """The rows of ``predict_path`` when given (target column optional), else every row of the data."""
-        x = self.predict_table().x
-        if self.scale is not None and self.hparams.predict_path is not None:
-            x = self.scale.x(x)
-        elif self.hparams.predict_path is None:
+        if self.hparams.predict_path is None:
             x = self.x
+        else:
+            x = self.predict_table().x
+            x = x if self.scale is None else self.scale.x(x)
         return self._loader(x, torch.zeros(len(x)))
 
     def predict_table(self) -> Table:
-        """What ``predict`` reads, in original units, with the rows as written (for the predictions file)."""
-        hp = self.hparams
-        if hp.predict_path is not None:
-            target = hp.target or ""
-            return read_table(hp.predict_path, target, self.feature_names, "--data.predict_path", target_optional=True)
-        x = self.x if self.scale is None else self.scale.x_back(self.x)
-        return Table(self.feature_names, x, None, self.feature_names, [[f"{v:g}" for v in row] for row in x.tolist()])
+        """What ``predict`` reads, in original units, with its rows as written (for the predictions file)."""
+        if self._predict_table is None:
+            hp = self.hparams
+            if hp.predict_path is not None:
+                target = hp.target or ""
+                table = read_table(hp.predict_path, target, self.feature_names, "--data.predict_path", True)
+            else:
+                x = self.x if self.scale is None else self.scale.x_back(self.x)
+                rows = [[f"{v:g}" for v in row] for row in x.tolist()]
+                table = Table(self.feature_names, x, None, self.feature_names, rows)
+            self._predict_table = table  # read once: the loader and the predictions writer both need it
+        return self._predict_table

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Literal
 
 import lightning as L
@@ -56,6 +55,10 @@ class LinearRegression(L.LightningModule):
         super().__init__()
         if not lr > 0:
             raise UsageError(f"--model.lr must be > 0, got {lr}")
+        if loss not in ("mae", "mse", "huber"):
+            raise UsageError(f"--model.loss must be mae, mse or huber, got {loss!r}")
+        if lr_schedule not in ("constant", "linear"):
+            raise UsageError(f"--model.lr_schedule must be constant or linear, got {lr_schedule!r}")
         if not huber_delta > 0:
             raise UsageError(f"--model.huber_delta must be > 0, got {huber_delta}")
         if n_features < 1:
@@ -102,16 +105,16 @@ class LinearRegression(L.LightningModule):
         self.total_steps = self._total_steps(getattr(data, "steps_per_epoch", None))
 
     def _total_steps(self, steps_per_epoch: int | None) -> int:
-        """How many SGD steps the run will make, for the linear schedule."""
+        """How many SGD steps the run will make (for the linear schedule); 0 when unbounded."""
         trainer = self.trainer
-        by_epochs = math.inf if steps_per_epoch is None or trainer.max_epochs in (None, -1) else 0
-        by_epochs = by_epochs or trainer.max_epochs * steps_per_epoch
-        total = min(by_epochs, trainer.max_steps if trainer.max_steps > 0 else math.inf)
-        if self.hparams.lr_schedule == "linear" and total == math.inf:
+        limits = [trainer.max_steps] if trainer.max_steps > 0 else []
+        if steps_per_epoch is not None and trainer.max_epochs not in (None, -1):
+            limits.append(trainer.max_epochs * steps_per_epoch)
+        if not limits and self.hparams.lr_schedule == "linear":
             raise UsageError(
                 "--model.lr_schedule linear needs a known run length: set --trainer.max_epochs or max_steps"
             )
-        return int(total) if total != math.inf else 0
+        return min(limits, default=0)
 
     def training_step(self, steps: Steps, batch_idx: int) -> None:
         """One SGD step per batch in ``steps`` (``--data.steps_per_call`` of them), each counted by Lightning."""
@@ -121,11 +124,9 @@ class LinearRegression(L.LightningModule):
         for batch in split_steps(steps):
             if 0 <= max_steps <= self.trainer.global_step:  # stop exactly at max_steps, even mid-call
                 break
-            if self.hparams.lr_schedule != "constant":
-                for group in opt.param_groups:
-                    group["lr"] = scheduled_lr(
-                        self.hparams.lr, self.hparams.lr_schedule, self.global_step, self.total_steps
-                    )
+            lr = scheduled_lr(self.hparams.lr, self.hparams.lr_schedule, self.global_step, self.total_steps)
+            for group in opt.param_groups:
+                group["lr"] = lr
             opt.zero_grad()
             loss = self.loss(*batch)
             self.manual_backward(loss)

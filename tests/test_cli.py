@@ -97,3 +97,8 @@ def test_progress_bar_redraws_at_most_every_interval_and_can_be_turned_off(tmp_p
     )
     assert cli.trainer.progress_bar_callback.interval == 3600  # the configured bar, not a second one
     assert draws == [0, 3, 3, 3]  # the first call, then only each epoch's last call (4 calls an epoch)
+
+
+def test_linear_schedule_without_a_run_length_is_refused(tmp_path):
+    message = fit_error(tmp_path, "--model.lr_schedule", "linear", "--trainer.max_epochs", "-1")
+    assert "--model.lr_schedule linear" in message

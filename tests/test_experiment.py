@@ -70,3 +70,21 @@ def test_blog_config_reports_the_intercept_its_data_really_has(tmp_path):
     summary = read_summary(fit(tmp_path, *blog))
     assert summary["true"]["b"] == 1.0
     assert abs(summary["learned"]["b"] - 1.0) < 0.02
+
+
+def test_predict_on_the_planted_data_writes_every_row(tmp_path, capsys):
+    import csv
+
+    from lit_linreg.cli import cli_main
+
+    cli = fit(tmp_path, "--trainer.max_epochs", "2")
+    checkpoint = str(cli.trainer.log_dir) + "/checkpoints/last.ckpt"
+    quiet = ["--trainer.enable_progress_bar", "false", "--trainer.default_root_dir", str(tmp_path)]
+    cli_main(["predict", "--ckpt_path", checkpoint, *quiet])
+    (line,) = [line for line in capsys.readouterr().out.splitlines() if " predictions written to " in line]
+    with open(line.split(" written to ")[1]) as file:
+        rows = list(csv.DictReader(file))
+    assert len(rows) == 500 and list(rows[0]) == ["appearance", "personality", "wealth", "inner_quality", "prediction"]
+    x = torch.tensor([[float(r[name]) for name in list(r)[:4]] for r in rows])
+    expected = x @ cli.model.w.detach() + cli.model.b.detach()
+    assert torch.allclose(torch.tensor([float(r["prediction"]) for r in rows]), expected, atol=1e-3)
