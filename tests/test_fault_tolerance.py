@@ -108,21 +108,36 @@ def test_repeated_sigkills_then_resume_end_bit_identical(tmp_path):
     assert_same_bits(finish(cwd), reference)
 
 
+def kill_one_rank(cwd: Path, rank: int) -> None:
+    """Starts (or resumes) a 2-process DDP run, SIGKILLs one rank mid-run, checks the other stops by itself."""
+    before = saves_seen(cwd)
+    process = start(cwd, *DDP, *resume_args(cwd))  # rank 0 is this process; it launches rank 1 as its child
+    wait_for(lambda: saves_seen(cwd) != before and newest_checkpoint(cwd) is not None)
+    children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
+    (rank_1,) = [int(pid) for pid in children if "train.py" in Path(f"/proc/{pid}/cmdline").read_text()]
+    killed, survivor = (rank_1, rank_1) if rank == 1 else (process.pid, rank_1)
+    os.kill(killed, signal.SIGKILL)
+    started = time.monotonic()
+    try:
+        if rank == 1:
+            process.wait(timeout=60)
+        else:
+            wait_for(lambda: not Path(f"/proc/{survivor}").exists() or _is_zombie(survivor), timeout=60)
+    except (subprocess.TimeoutExpired, AssertionError):
+        kill_group(process)
+        pytest.fail(f"the surviving rank hung on a collective after rank {rank} died")
+    assert time.monotonic() - started < 30
+    if process.poll() is None:
+        kill_group(process)
+
+
+def _is_zombie(pid: int) -> bool:
+    return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+
+
 def test_ddp_a_killed_rank_stops_the_other_and_the_run_resumes_bit_identical(tmp_path):
     reference = finish(tmp_path / "uninterrupted", *DDP)
     cwd = tmp_path / "killed"
-    process = start(cwd, *DDP, "--trainer.max_epochs", "100000")  # long enough to be killed mid-run
-    wait_for(lambda: newest_checkpoint(cwd) is not None)
-    children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
-    ranks = [int(pid) for pid in children if "train.py" in Path(f"/proc/{pid}/cmdline").read_text()]
-    assert len(ranks) == 1, "rank 1 runs as a child of rank 0"
-    os.kill(ranks[0], signal.SIGKILL)
-    started = time.monotonic()
-    try:
-        process.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        kill_group(process)
-        pytest.fail("rank 0 hung on a collective after rank 1 died")
-    assert process.returncode != 0
-    assert time.monotonic() - started < 30
+    kill_one_rank(cwd, rank=1)
+    kill_one_rank(cwd, rank=0)
     assert_same_bits(finish(cwd, *DDP), reference)
