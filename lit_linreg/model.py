@@ -77,6 +77,8 @@ class LinearRegression(L.LightningModule):
         self.feature_names = [f"x{i + 1}" for i in range(n_features)]
         self.true_w: Tensor | None = None
         self.total_steps = 0
+        self._last_epoch_loss: float | None = None
+        self._planted_logged = False
 
     def forward(self, x: Tensor) -> Tensor:
         return x @ self.w + self.b
@@ -151,17 +153,32 @@ class LinearRegression(L.LightningModule):
         loss = self.train_loss.compute()  # synced across ranks by torchmetrics
         self.train_loss.reset()
         self.log("train/loss", loss, prog_bar=True, sync_dist=True)  # equal on all ranks already
+        self._last_epoch_loss = loss.item()
         if self.logger is None:
             return
         # The rest goes straight to the logger (rank 0 only): it is read in TensorBoard, not by callbacks.
-        scalars = {"hp_metric": loss.item(), "weights/bias": self.b.item()}
+        scalars = {"weights/bias": self.b.item()}
         scalars.update({f"weights/{name}": w for name, w in zip(self.feature_names, self.w.tolist(), strict=True)})
         if self.true_w is not None:
             scalars["train/w_distance"] = torch.linalg.vector_norm(self.w.detach() - self.true_w).item()
-            # Constant lines that the custom-scalars layout draws beside each weight's trajectory.
-            scalars.update({f"planted/{n}": w for n, w in zip(self.feature_names, self.true_w.tolist(), strict=True)})
-            scalars["planted/bias"] = self.trainer.datamodule.true_b
+            if not self._planted_logged:  # a constant: its first and last points draw the whole line
+                scalars.update(self._planted_scalars())
+                self._planted_logged = True
         self.logger.log_metrics(scalars, step=self.global_step)
+
+    def on_train_end(self) -> None:
+        if self.logger is None:
+            return
+        final = {"hp_metric": self._last_epoch_loss} if self._last_epoch_loss is not None else {}
+        if self.true_w is not None:
+            final.update(self._planted_scalars())
+        self.logger.log_metrics(final, step=self.global_step)
+
+    def _planted_scalars(self) -> dict[str, float]:
+        """The planted weights, drawn by the custom-scalars layout beside each weight's trajectory."""
+        planted = {f"planted/{n}": w for n, w in zip(self.feature_names, self.true_w.tolist(), strict=True)}
+        planted["planted/bias"] = self.trainer.datamodule.true_b
+        return planted
 
     def on_train_start(self) -> None:
         # TensorBoard's CUSTOM SCALARS tab: one chart per weight, its trajectory beside its planted value.

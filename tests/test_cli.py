@@ -80,7 +80,7 @@ def test_bad_value_from_the_shell_exits_non_zero_without_traceback(tmp_path):
 
 
 def test_progress_bar_redraws_at_most_every_interval_and_can_be_turned_off(tmp_path, monkeypatch):
-    from lightning.pytorch.callbacks import TQDMProgressBar
+    from lightning.pytorch.callbacks.progress.tqdm_progress import Tqdm
 
     from lit_linreg.report import ThrottledProgressBar
 
@@ -89,14 +89,19 @@ def test_progress_bar_redraws_at_most_every_interval_and_can_be_turned_off(tmp_p
     assert fit(tmp_path / "quiet", "--trainer.max_epochs", "1").trainer.progress_bar_callback is None
 
     draws = []
-    draw = TQDMProgressBar.on_train_batch_end
-    monkeypatch.setattr(TQDMProgressBar, "on_train_batch_end", lambda self, *a: (draws.append(a[-1]), draw(self, *a)))
-    bar = '{"class_path": "lit_linreg.report.ThrottledProgressBar", "init_args": {"interval": 3600}}'
-    cli = cli_main(
-        ["fit", "--trainer.default_root_dir", str(tmp_path), "--trainer.max_epochs", "3", "--trainer.callbacks+", bar]
-    )
-    assert cli.trainer.progress_bar_callback.interval == 3600  # the configured bar, not a second one
-    assert draws == [0, 3, 3, 3]  # the first call, then only each epoch's last call (4 calls an epoch)
+    refresh = Tqdm.refresh
+    monkeypatch.setattr(Tqdm, "refresh", lambda self, *a, **k: (draws.append(self.desc), refresh(self, *a, **k)))
+    for interval, most in (("3600", 1), ("0", None)):
+        draws.clear()
+        bar = f'{{"class_path": "lit_linreg.report.ThrottledProgressBar", "init_args": {{"interval": {interval}}}}}'
+        args = ["--trainer.default_root_dir", str(tmp_path), "--trainer.max_epochs", "3", "--trainer.callbacks+", bar]
+        cli = cli_main(["fit", *args])
+        assert cli.trainer.progress_bar_callback.interval == float(interval)  # the configured bar, not a second
+        training_draws = [d for d in draws if d.startswith("Epoch")]
+        if most is not None:
+            assert len(training_draws) <= most  # once an hour: only the first draw of the run
+        else:
+            assert len(training_draws) >= 3 * 4  # unthrottled: at least once per call (4 calls an epoch)
 
 
 def test_linear_schedule_without_a_run_length_is_refused(tmp_path):
