@@ -248,7 +248,7 @@ class LinRegDataModule(L.LightningDataModule):
         predict_path: str | None = None,
         batch_size: int = 16,
         val_fraction: float = 0.0,
-        steps_per_call: int = 8,
+        steps_per_call: int = 32,
         shuffle_block_rows: int = 1,
         seed: int = 42,
     ) -> None:

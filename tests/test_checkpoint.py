@@ -35,13 +35,13 @@ def test_resume_at_an_epoch_boundary_is_bit_identical(tmp_path):
 
 def test_resume_mid_epoch_is_bit_identical_weights_and_logged_loss(tmp_path):
     """56 steps = one epoch of 32 plus 3 calls of 8: the checkpoint holds the place inside epoch 1's shuffle."""
-    straight = fit(tmp_path / "straight", "--trainer.max_epochs", "6")
-    fit(tmp_path / "first", "--trainer.max_steps", "56")
+    eight = ("--data.steps_per_call", "8")  # 4 calls an epoch
+    straight = fit(tmp_path / "straight", "--trainer.max_epochs", "6", *eight)
+    fit(tmp_path / "first", "--trainer.max_steps", "56", *eight)
     checkpoint = torch.load(last_checkpoint(tmp_path / "first"), weights_only=True)
     assert checkpoint["global_step"] == 56 and checkpoint["loops"]["fit_loop"]["state_dict"]["combined_loader"]
-    resumed = fit(
-        tmp_path / "resumed", "--trainer.max_epochs", "6", "--ckpt_path", str(last_checkpoint(tmp_path / "first"))
-    )
+    resume = ("--trainer.max_epochs", "6", *eight, "--ckpt_path", str(last_checkpoint(tmp_path / "first")))
+    resumed = fit(tmp_path / "resumed", *resume)
     assert resumed.trainer.global_step == 6 * 32
     assert same_weights(resumed.model, straight.model)
     assert resumed.trainer.callback_metrics["train/loss"] == straight.trainer.callback_metrics["train/loss"]
@@ -55,7 +55,7 @@ def test_every_seconds_zero_saves_after_every_call(tmp_path, monkeypatch):
     monkeypatch.setattr(
         Trainer, "save_checkpoint", lambda self, *a, **k: (saves.append(self.global_step), save(self, *a, **k))
     )
-    fit(tmp_path, "--trainer.max_epochs", "2", "--checkpoint.every_seconds", "0")
+    fit(tmp_path, "--trainer.max_epochs", "2", "--checkpoint.every_seconds", "0", "--data.steps_per_call", "8")
     assert saves == list(range(8, 65, 8))  # after every call of 8 steps (and nothing more at the end)
 
 
@@ -131,10 +131,19 @@ def test_resume_from_every_checkpoint_of_a_run_is_bit_identical(tmp_path, monkey
         copies[-1].write_bytes(Path(path).read_bytes())
 
     monkeypatch.setattr(AtomicCheckpointIO, "save_checkpoint", save_and_copy)
-    fit(tmp_path / "saving", "--trainer.max_epochs", "3", "--checkpoint.every_seconds", "0")
+    fit(
+        tmp_path / "saving",
+        "--trainer.max_epochs",
+        "3",
+        "--checkpoint.every_seconds",
+        "0",
+        "--data.steps_per_call",
+        "8",
+    )
     monkeypatch.undo()
     steps = [torch.load(c, weights_only=True)["global_step"] for c in copies]
     assert steps == list(range(8, 97, 8))
     for copy in copies:
-        resumed = fit(tmp_path / f"resumed_{copy.stem}", "--trainer.max_epochs", "3", "--ckpt_path", str(copy))
+        resume = ("--trainer.max_epochs", "3", "--data.steps_per_call", "8", "--ckpt_path", str(copy))
+        resumed = fit(tmp_path / f"resumed_{copy.stem}", *resume)
         assert resumed.trainer.global_step == 96 and same_weights(resumed.model, straight), copy.name

@@ -94,7 +94,8 @@ def test_progress_bar_redraws_at_most_every_interval_and_can_be_turned_off(tmp_p
     for interval, most in (("3600", 1), ("0", None)):
         draws.clear()
         bar = f'{{"class_path": "lit_linreg.report.ThrottledProgressBar", "init_args": {{"interval": {interval}}}}}'
-        args = ["--trainer.default_root_dir", str(tmp_path), "--trainer.max_epochs", "3", "--trainer.callbacks+", bar]
+        args = ["--trainer.default_root_dir", str(tmp_path), "--trainer.max_epochs", "3", "--data.steps_per_call", "8"]
+        args += ["--trainer.callbacks+", bar]
         cli = cli_main(["fit", *args])
         assert cli.trainer.progress_bar_callback.interval == float(interval)  # the configured bar, not a second
         training_draws = [d for d in draws if d.startswith("Epoch")]

@@ -15,6 +15,7 @@ from tests.conftest import ROOT
 FAULT_INJECTION = Path(__file__).with_name("fault_injection")
 # Short and checkpoint-heavy: a save after every training_step call (8 SGD steps).
 RUN = ["--trainer.max_epochs", "40", "--trainer.enable_progress_bar", "false", "--checkpoint.every_seconds", "0"]
+RUN += ["--data.steps_per_call", "8"]  # 4 calls an epoch: saves (and kills) land mid-epoch too
 DDP = ["--config", str(ROOT / "configs" / "ddp.yaml")]
 
 
