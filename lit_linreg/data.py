@@ -24,6 +24,9 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from lit_linreg.errors import UsageError
 from lit_linreg.table import Table, choose_features, read_header, read_table
 
+# With steps_per_call unset, one call gathers at most this many rows (8 MB at 16 features): enough steps to
+# spread Lightning's per-call cost at small batches, a gather that stays in cache at large ones.
+ROWS_PER_CALL = 131_072
 TUTORIAL_FEATURES = ["appearance", "personality", "wealth", "inner_quality"]
 
 # A batch as the model receives it: this rank's rows, their targets, and the size of the global batch they
@@ -226,7 +229,9 @@ class LinRegDataModule(L.LightningDataModule):
         val_fraction: share of rows held out for validation, in [0, 1).
         steps_per_call: SGD steps made in one ``training_step`` call, each on its own batch and each counted
             in ``global_step``. It spreads Lightning's per-call cost over several steps and does not change
-            the result. Lightning's batch counts (progress bar, ``limit_train_batches``) count calls.
+            the result. ``null`` picks min(32, 131072 // batch_size): 32 at batch 16, 8 at batch 16384, where
+            a bigger gather would stop fitting in cache. Lightning's batch counts (progress bar,
+            ``limit_train_batches``) count calls.
         shuffle_block_rows: shuffle blocks of this many consecutive rows rather than single rows. At millions
             of rows a random row gather is limited by memory latency; blocks read memory in runs (see the README
             for the measured speed and its cost in convergence on tables whose row order means something).
@@ -248,14 +253,14 @@ class LinRegDataModule(L.LightningDataModule):
         predict_path: str | None = None,
         batch_size: int = 16,
         val_fraction: float = 0.0,
-        steps_per_call: int = 32,
+        steps_per_call: int | None = None,
         shuffle_block_rows: int = 1,
         seed: int = 42,
     ) -> None:
         super().__init__()
         if batch_size < 1:
             raise UsageError(f"--data.batch_size must be >= 1, got {batch_size}")
-        if steps_per_call < 1:
+        if steps_per_call is not None and steps_per_call < 1:
             raise UsageError(f"--data.steps_per_call must be >= 1, got {steps_per_call}")
         if shuffle_block_rows < 1:
             raise UsageError(f"--data.shuffle_block_rows must be >= 1, got {shuffle_block_rows}")
@@ -277,6 +282,7 @@ class LinRegDataModule(L.LightningDataModule):
         self.y: Tensor | None = None
         self.scale: Scale | None = None
         self._predict_table: Table | None = None
+        self.steps_per_call = steps_per_call or min(32, max(1, ROWS_PER_CALL // batch_size))
 
     @staticmethod
     def _check_planted(n_samples: int, true_w: list[float], noise_std: float, names: list[str] | None) -> None:
@@ -376,7 +382,7 @@ class LinRegDataModule(L.LightningDataModule):
         x, y = self.train_data
         hp = self.hparams
         batches = self._batches(
-            len(x), shuffle=True, batches_per_item=hp.steps_per_call, block_rows=hp.shuffle_block_rows
+            len(x), shuffle=True, batches_per_item=self.steps_per_call, block_rows=hp.shuffle_block_rows
         )
         # At a save, the items of this epoch that training has finished (Lightning's own loop counter).
         items_done = lambda: self.trainer.fit_loop.epoch_loop.batch_progress.current.processed  # noqa: E731

@@ -102,3 +102,11 @@ def test_block_shuffle_moves_blocks_of_consecutive_rows_and_still_visits_every_r
         assert torch.equal(position[block], position[start] + torch.arange(len(block)))  # kept together, in order
     block_order = position[torch.arange(0, 103, 8)].argsort()
     assert not torch.equal(block_order, torch.arange(len(block_order)))  # the blocks themselves are shuffled
+
+
+def test_steps_per_call_by_default_bounds_the_rows_one_call_gathers():
+    assert LinRegDataModule(batch_size=16).steps_per_call == 32
+    assert LinRegDataModule(batch_size=256).steps_per_call == 32
+    assert LinRegDataModule(batch_size=16384).steps_per_call == 8
+    assert LinRegDataModule(batch_size=1_000_000).steps_per_call == 1
+    assert LinRegDataModule(batch_size=16384, steps_per_call=3).steps_per_call == 3
