@@ -1,0 +1,191 @@
+"""The regression analysis of a table: exact optimum, standard errors, p-values, intervals, fit and diagnostics.
+
+``analyse`` runs, in float64: the moments; the design check (constant, aliased and collinear columns); the
+exact optimum of the loss; its covariance (``stats.inference``) or a bootstrap; and R² (mse) or the pseudo-R²
+of the loss (mae: Koenker and Machado's R¹ = 1 - Σ|r| / Σ|y - median y|; huber: the same with Huber's loss
+around its location estimate). Degenerate tables (a constant target, no residual degrees of freedom, an exact
+fit) finish with a note instead of standard errors.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from lit_linreg.losses import elementwise
+from lit_linreg.stats.design import DesignCheck, check_design
+from lit_linreg.stats.inference import COVARIANCE_NAMES, bootstrap_fits, covariance, t_statistics
+from lit_linreg.stats.moments import Moments
+from lit_linreg.stats.optimum import exact_fit, mean_loss
+from lit_linreg.stats.rows import DesignRows
+
+R2_NAMES = {
+    "mse": "R²",
+    "mae": "pseudo-R² (Koenker-Machado R1)",
+    "huber": "pseudo-R² (share of Huber loss explained)",
+}
+EXACT_FIT_TOL = 1e-12  # residuals this small, in standard deviations of the target, are zero
+# Least absolute deviations keeps ~13 float64 values a row (the interior point's vectors): on a table streamed
+# from disk, above this many rows (1.3 GB of them) the exact MAE optimum is skipped.
+STREAMED_LAD_MAX_ROWS = 10_000_000
+
+
+class TooBig(Exception):
+    """The analysis would need more memory than the table itself was given: its message says what was skipped."""
+
+
+@dataclass
+class Coefficient:
+    """One weight (or the bias) in the table's units. Statistics are None where they do not exist."""
+
+    estimate: float
+    std_error: float | None = None
+    statistic: float | None = None
+    p_value: float | None = None
+    low: float | None = None
+    high: float | None = None
+    per_sd: float | None = None  # the weight times the column's standard deviation: comparable across columns
+    fitted: bool = True  # False for a column left out of the fit (constant or aliased)
+
+
+@dataclass
+class Analysis:
+    n_rows: int
+    n_parameters: int
+    df_resid: int
+    weights: list[Coefficient]
+    bias: Coefficient
+    method: str
+    loss: float  # the mean loss at the optimum, in units of the standardized target
+    covariance: str | None
+    interval: str | None
+    fit_measure: float | None
+    fit_measure_name: str
+    condition_number: float | None
+    design: DesignCheck
+    notes: list[str] = field(default_factory=list)
+
+
+def analyse(
+    x: Tensor,
+    y: Tensor,
+    names: list[str],
+    loss: str,
+    huber_delta: float = 1.0,
+    covariance_kind: str = "robust",
+    bootstrap: int = 0,
+    seed: int = 0,
+    moments: Moments | None = None,
+    materialize: bool = True,
+) -> Analysis:
+    """The analysis of y ≈ X·w + b under ``loss``; ``huber_delta`` is in standard deviations of y."""
+    moments = moments or Moments.of(x, y)
+    design = check_design(moments, names)
+    rows = DesignRows(x, y, moments, design.kept, materialize=materialize)
+    d, n, p = len(names), rows.n, rows.p
+    notes: list[str] = []
+    if loss == "mae" and not materialize and n > STREAMED_LAD_MAX_ROWS:
+        raise TooBig(
+            f"exact MAE optimum and inference skipped: least absolute deviations keeps ~13 values a row in memory "
+            f"({n * 104 / 2**30:.1f} GB for {n} rows), more than this memory-mapped table allows; mse and huber stream"
+        )
+    if moments.y_std == 0:
+        notes.append(f"the target is constant ({moments.y_mean:.6g}): every weight is 0 and nothing can be inferred")
+        beta, method = torch.zeros(p, dtype=torch.float64), "constant target"
+    else:
+        fit = exact_fit(rows, loss, huber_delta)
+        beta, method = fit.beta, fit.method
+    weights, bias = rows.weights_to_original(beta, d)
+    estimates = [*weights.tolist(), bias]
+    optimum_loss = mean_loss(rows, beta, loss, huber_delta)
+    analysis = Analysis(
+        n_rows=n,
+        n_parameters=p,
+        df_resid=n - p,
+        weights=[Coefficient(w, fitted=j in design.kept) for j, w in enumerate(estimates[:-1])],
+        bias=Coefficient(estimates[-1]),
+        method=method,
+        loss=optimum_loss,
+        covariance=None,
+        interval=None,
+        fit_measure=None if moments.y_std == 0 else _fit_measure(rows, beta, loss, huber_delta),
+        fit_measure_name=R2_NAMES[loss],
+        condition_number=design.condition_number,
+        design=design,
+        notes=notes,
+    )
+    for j, c in enumerate(analysis.weights):
+        c.per_sd = c.estimate * float(moments.x_std[j]) if c.fitted else None
+    if notes:
+        return analysis
+    if n - p <= 0:
+        notes.append(
+            f"{n} rows for {p} parameters: the optimum fits every row exactly, with no residual degrees of freedom "
+            "left to estimate standard errors"
+        )
+        return analysis
+    largest_residual = max(float((t - dm @ beta).abs().max()) for dm, t in rows.blocks())
+    if largest_residual <= EXACT_FIT_TOL:
+        notes.append("the optimum fits every row exactly (all residuals are 0): there is no uncertainty to estimate")
+        return analysis
+    _infer(analysis, rows, beta, loss, huber_delta, covariance_kind, bootstrap, seed)
+    return analysis
+
+
+def _infer(
+    analysis: Analysis,
+    rows: DesignRows,
+    beta: Tensor,
+    loss: str,
+    huber_delta: float,
+    covariance_kind: str,
+    bootstrap: int,
+    seed: int,
+) -> None:
+    d = len(analysis.weights)
+    jacobian, offset = rows.jacobian(d)
+    theta = jacobian @ beta + offset
+    cov = jacobian @ covariance(rows, beta, loss, covariance_kind, huber_delta) @ jacobian.T
+    std_error = cov.diagonal().clamp(min=0).sqrt()
+    statistic, p_value, low, high = t_statistics(theta, std_error, analysis.df_resid)
+    analysis.covariance = COVARIANCE_NAMES[(loss, covariance_kind)]
+    analysis.interval = f"Student's t, {analysis.df_resid} degrees of freedom"
+    if bootstrap:
+        fits = bootstrap_fits(rows, loss, huber_delta, bootstrap, seed, d)
+        low, high = torch.quantile(fits, torch.tensor([0.025, 0.975], dtype=torch.float64), dim=0)
+        analysis.interval = f"percentile bootstrap, {bootstrap} resamples of the rows"
+    for j, c in enumerate([*analysis.weights, analysis.bias]):
+        if not c.fitted:
+            continue
+        c.std_error, c.statistic, c.p_value = float(std_error[j]), float(statistic[j]), float(p_value[j])
+        c.low, c.high = float(low[j]), float(high[j])
+
+
+def _fit_measure(rows: DesignRows, beta: Tensor, loss: str, huber_delta: float) -> float | None:
+    t = rows.t
+    if loss == "mse":
+        baseline = float((t - t.mean()).square().sum())
+    elif loss == "mae":
+        baseline = float((t - t.median()).abs().sum())
+    else:
+        baseline = float(elementwise(t - _huber_location(t, huber_delta), "huber", huber_delta).sum())
+    fitted = mean_loss(rows, beta, loss, huber_delta) * rows.n
+    return 1 - fitted / baseline if baseline > 0 else None
+
+
+def _huber_location(t: Tensor, delta: float) -> float:
+    """argmin_m Σ huber(t_i - m): Newton steps on a piecewise quadratic, from the median."""
+    m = float(t.median())
+    for _ in range(100):
+        r = t - m
+        inside = int((r.abs() <= delta).sum())
+        if inside == 0:
+            break
+        step = float(r.clamp(-delta, delta).sum()) / inside
+        m += step
+        if abs(step) <= 1e-15 * (1 + abs(m)):
+            break
+    return m if math.isfinite(m) else float(t.median())

@@ -1,0 +1,248 @@
+"""The exact optimum: the weights that minimise the loss on the training rows, in float64.
+
+- **mse**: least squares, by QR (LAPACK ``gelsy`` through ``torch.linalg.lstsq``) on the standardized design,
+  or from the normal equations when the rows are only streamed.
+- **mae**: least absolute deviations, a linear program solved by the Frisch–Newton interior-point method
+  (Portnoy and Koenker, 1997: the primal-dual path-following algorithm with Mehrotra's predictor-corrector step
+  behind R's ``quantreg::rq(method = "fn")``). Each iteration costs one weighted Gram matrix DᵀWD, so 1,000,000
+  rows take seconds. Its solution is then moved to the exact vertex of the LP: the p rows with the smallest
+  residuals are fitted exactly and the vertex is kept when the subgradient condition certifies it.
+- **huber**: Newton's method with a backtracking line search. The loss is piecewise quadratic, so Newton ends
+  exactly once the set of rows inside ±delta stops changing.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from lit_linreg.losses import elementwise, psi
+from lit_linreg.stats.rows import DesignRows
+
+METHODS = {
+    "mse": "least squares (QR)",
+    "mae": "least absolute deviations (Frisch-Newton interior point, exact vertex)",
+    "huber": "Huber M-estimate (Newton)",
+}
+
+
+@dataclass
+class ExactFit:
+    """β in the coordinates of ``DesignRows`` (kept columns, then the intercept), and how it was found."""
+
+    beta: Tensor
+    method: str
+    iterations: int = 0
+
+
+def exact_fit(rows: DesignRows, loss: str, huber_delta: float = 1.0) -> ExactFit:
+    """The β minimising the mean ``loss`` of t - D·β (``huber_delta`` in units of t)."""
+    if loss == "mse":
+        return ExactFit(least_squares(rows), METHODS["mse"])
+    if loss == "mae":
+        beta, iterations = least_absolute_deviations(rows)
+        return ExactFit(beta, METHODS["mae"], iterations)
+    if loss == "huber":
+        beta, iterations = huber_newton(rows, huber_delta)
+        return ExactFit(beta, METHODS["huber"], iterations)
+    raise ValueError(f"unknown loss {loss!r}")
+
+
+def least_squares(rows: DesignRows) -> Tensor:
+    d = rows.matrix()
+    if d is not None:
+        return torch.linalg.lstsq(d, rows.t[:, None], driver="gelsy").solution.squeeze(1)
+    return torch.linalg.solve(rows.gram(), rows.rmatvec(rows.t))
+
+
+def mean_loss(rows: DesignRows, beta: Tensor, loss: str, huber_delta: float = 1.0) -> float:
+    total = sum(float(elementwise(d @ beta - t, loss, huber_delta).sum()) for d, t in rows.blocks())
+    return total / max(rows.n, 1)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Least absolute deviations
+
+
+def least_absolute_deviations(rows: DesignRows, tolerance: float = 1e-10, max_iter: int = 100) -> tuple[Tensor, int]:
+    """LAD by Frisch–Newton, made exact: its vertex when certified, else a certified-accurate point.
+
+    The interior point's dual iterate a (|a_i| <= 1, Dᵀa = 0) bounds the optimum from below, Σ|r_i| >= tᵀa, so
+    its relative distance to the optimum is known. Tables with heavy ties (a target that is mostly 0, say) make
+    the LP degenerate and the interior point slow; where the bound is not yet within ``tolerance`` and the table
+    is small enough, HiGHS's dual simplex (scipy) finishes the job exactly.
+    """
+    beta, dual, iterations = _frisch_newton(rows, tolerance, max_iter)
+    vertex = _exact_vertex(rows, beta)
+    if vertex is not None:
+        return vertex, iterations
+    objective = float(rows.residuals(beta).abs().sum())
+    certified = objective - float(rows.t @ dual) <= tolerance * max(objective, 1e-300)
+    if certified or rows.n > SIMPLEX_MAX_ROWS or rows.matrix() is None:
+        return beta, iterations
+    return _highs_simplex(rows), iterations
+
+
+# The dual simplex takes ~0.3 s at 20,000 rows x 10 and ~6 s at 100,000 here: a fallback, not the method.
+SIMPLEX_MAX_ROWS = 200_000
+
+
+def _highs_simplex(rows: DesignRows) -> Tensor:
+    from scipy import optimize  # only for the rare degenerate table
+
+    d, t = rows.matrix(), rows.t
+    n = rows.n
+    result = optimize.linprog(
+        -t.numpy(), A_eq=d.T.numpy(), b_eq=[0.0] * rows.p, bounds=(-1 / n, 1 / n), method="highs-ds"
+    )
+    if result.status != 0:
+        raise RuntimeError(f"the linear program for the exact MAE optimum failed: {result.message}")
+    return torch.from_numpy(-result.eqlin.marginals)
+
+
+def _frisch_newton(rows: DesignRows, tolerance: float, max_iter: int) -> tuple[Tensor, Tensor, int]:
+    """The dual of median regression: max tᵀa s.t. Dᵀa = 0, |a| <= 1; β is minus its multiplier.
+
+    Written, as in Koenker's implementations, as min cᵀx s.t. Dᵀx = Dᵀ·1/2, 0 <= x <= 1 with c = -t and
+    a = 2x - 1, started at x = 1/2. Every Newton system is (Dᵀ Q D) dy = Dᵀ Q v with Q = diag(q), solved by
+    Cholesky. Returns (β, a, iterations).
+    """
+    n, step_back = rows.n, 0.99995
+    c = -rows.t
+    x = torch.full((n,), 0.5, dtype=torch.float64)
+    s = 1 - x
+    b = rows.rmatvec(x)
+    y = _solve(rows.gram(), rows.rmatvec(c))
+    r = c - rows.matvec(y)
+    r = torch.where(r == 0, torch.full_like(r, 1e-3), r)
+    z, w = r.clamp(min=0), (-r).clamp(min=0)
+    best_gap, stalled = float("inf"), 0
+    iterations = 0
+    for iterations in range(1, max_iter + 1):  # noqa: B007 (reported)
+        gap = float(c @ x - y @ b + w.sum())
+        # Stop at a small duality gap: the exact vertex is found from here. Past the precision of float64 the
+        # Newton systems blow up, so a gap that has not improved for a few iterations stops them too.
+        if gap < best_gap:
+            best_gap, stalled = gap, 0
+        else:
+            stalled += 1
+        if gap <= tolerance * (1 + abs(float(c @ x))) or stalled >= 5:
+            break
+        q = 1 / (z / x + w / s)
+        r = z - w
+        gram = rows.gram(q)
+        dy = _solve(gram, rows.rmatvec(q * r))
+        dx = q * (rows.matvec(dy) - r)
+        ds = -dx
+        dz = -z * (dx / x + 1)
+        dw = -w * (ds / s + 1)
+        primal = min(_bound(x, dx), _bound(s, ds))
+        dual = min(_bound(w, dw), _bound(z, dz))
+        primal, dual = min(step_back * primal, 1.0), min(step_back * dual, 1.0)
+        if min(primal, dual) < 1:  # Mehrotra's corrector, centred by mu
+            mu = float(z @ x + w @ s)
+            g = float((z + dual * dz) @ (x + primal * dx) + (w + dual * dw) @ (s + primal * ds))
+            mu = mu * (g / mu) ** 3 / (2 * n)
+            dxdz, dsdw = dx * dz, ds * dw
+            x_inv, s_inv = 1 / x, 1 / s
+            xi = mu * (x_inv - s_inv)
+            dy = _solve(gram, rows.rmatvec(q * (r + dxdz - dsdw - xi)))
+            dx = q * (rows.matvec(dy) + xi - r - dxdz + dsdw)
+            ds = -dx
+            dz = mu * x_inv - z - x_inv * z * dx - dxdz
+            dw = mu * s_inv - w - s_inv * w * ds - dsdw
+            primal = min(step_back * min(_bound(x, dx), _bound(s, ds)), 1.0)
+            dual = min(step_back * min(_bound(w, dw), _bound(z, dz)), 1.0)
+        if not (math.isfinite(primal) and math.isfinite(dual) and torch.isfinite(dy).all()):
+            break  # the Newton system has lost all precision: keep the last finite iterate
+        x, s = x + primal * dx, s + primal * ds
+        y, w, z = y + dual * dy, w + dual * dw, z + dual * dz
+    return -y, 2 * x - 1, iterations
+
+
+def _bound(v: Tensor, dv: Tensor) -> float:
+    """The largest step a with v + a·dv >= 0."""
+    falling = dv < 0
+    return float((-v[falling] / dv[falling]).min()) if falling.any() else 1e20
+
+
+def _solve(gram: Tensor, rhs: Tensor) -> Tensor:
+    factor, info = torch.linalg.cholesky_ex(gram)
+    if int(info) == 0:
+        return torch.cholesky_solve(rhs[:, None], factor).squeeze(1)
+    return torch.linalg.lstsq(gram, rhs[:, None]).solution.squeeze(1)
+
+
+def _exact_vertex(rows: DesignRows, beta: Tensor) -> Tensor | None:
+    """The LP vertex near β: fit the p rows with the smallest residuals exactly; keep it if it is optimal.
+
+    Optimality (Koenker, 2005, section 6.2): with h the rows fitted exactly and r the other residuals, the vertex
+    is a minimum when a = -D_h⁻ᵀ · Σ_{i∉h} sign(r_i)·d_i has every |a_j| <= 1.
+    """
+    p = rows.p
+    if rows.n < p:
+        return None
+    residual = rows.residuals(beta)
+    basis = residual.abs().topk(p, largest=False).indices
+    d_h, t_h = _rows_at(rows, basis)
+    try:
+        vertex = torch.linalg.solve(d_h, t_h)
+    except RuntimeError:  # singular: repeated or dependent rows in the basis
+        return None
+    signs = rows.residuals(vertex).sign()
+    signs[basis] = 0
+    a = torch.linalg.solve(d_h.T, -rows.rmatvec(signs))
+    if not torch.isfinite(a).all() or float(a.abs().max()) > 1 + 1e-9:
+        return None
+    return vertex
+
+
+def _rows_at(rows: DesignRows, index: Tensor) -> tuple[Tensor, Tensor]:
+    d = rows.matrix()
+    if d is not None:
+        return d[index], rows.t[index]
+    wanted = set(index.tolist())
+    picked: dict[int, tuple[Tensor, Tensor]] = {}
+    start = 0
+    for block, t in rows.blocks():
+        for i in range(start, start + len(block)):
+            if i in wanted:
+                picked[i] = (block[i - start], t[i - start])
+        start += len(block)
+    ordered = [picked[i] for i in index.tolist()]
+    return torch.stack([r for r, _ in ordered]), torch.stack([t for _, t in ordered])
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Huber
+
+
+def huber_newton(rows: DesignRows, delta: float, max_iter: int = 200) -> tuple[Tensor, int]:
+    """Newton's method from the least-squares fit, with an Armijo backtracking line search."""
+    beta = least_squares(rows)
+    current = mean_loss(rows, beta, "huber", delta)
+    iterations = 0
+    for iterations in range(1, max_iter + 1):  # noqa: B007 (reported)
+        residual = rows.matvec(beta) - rows.t
+        gradient = rows.rmatvec(psi(residual, "huber", delta)) / rows.n
+        inside = (residual.abs() <= delta).to(torch.float64)
+        hessian = rows.gram(inside) / rows.n
+        # A few rows inside ±delta can leave the Hessian singular: a tiny ridge keeps the step defined.
+        hessian += torch.eye(rows.p, dtype=torch.float64) * (1e-12 * float(hessian.diagonal().max()) + 1e-300)
+        step = _solve(hessian, gradient)
+        slope = float(gradient @ step)
+        size = 1.0
+        while True:
+            candidate = beta - size * step
+            value = mean_loss(rows, candidate, "huber", delta)
+            if value <= current - 1e-4 * size * slope or size < 1e-10:
+                break
+            size /= 2
+        converged = float((candidate - beta).abs().max()) <= 1e-14 * (1 + float(beta.abs().max()))
+        beta, current = candidate, min(value, current)
+        if converged:
+            break
+    return beta, iterations

@@ -1,0 +1,217 @@
+"""The statistics against independent implementations: statsmodels, scipy's HiGHS, numpy, NIST's certified values."""
+
+import numpy as np
+import pytest
+import statsmodels.api as sm
+import torch
+from scipy import optimize
+
+from lit_linreg.losses import elementwise
+from lit_linreg.stats.analysis import analyse
+from lit_linreg.stats.design import check_design
+from lit_linreg.stats.moments import Moments
+from lit_linreg.stats.optimum import least_absolute_deviations
+from lit_linreg.stats.rows import DesignRows
+
+
+def table(n=400, seed=0, heteroscedastic=False):
+    """Columns in very different units and offsets, heavy-tailed noise."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 4)) * [1, 10, 0.01, 1000] + [5, -3, 0, 2e4]
+    noise = rng.standard_t(3, n) * (1 + np.abs(x[:, 0] - 5) if heteroscedastic else 1)
+    return x, x @ [8.1, 2, 2, 0.004] + 1.1 + noise
+
+
+def run(x, y, loss, covariance="robust", delta=1.0, **kwargs):
+    names = [f"x{i}" for i in range(x.shape[1])]
+    return analyse(torch.tensor(x), torch.tensor(y), names, loss, delta / (y.std() or 1.0), covariance, **kwargs)
+
+
+def estimates(a):
+    """statsmodels' order: the constant first."""
+    return np.array([a.bias.estimate, *[c.estimate for c in a.weights]])
+
+
+def errors(a):
+    return np.array([a.bias.std_error, *[c.std_error for c in a.weights]])
+
+
+@pytest.mark.parametrize(("covariance", "cov_type"), [("robust", "HC3"), ("classical", "nonrobust")])
+def test_least_squares_equals_statsmodels_ols(covariance, cov_type):
+    x, y = table(heteroscedastic=True)
+    ours = run(x, y, "mse", covariance)
+    theirs = sm.OLS(y, sm.add_constant(x)).fit(cov_type=cov_type)
+    np.testing.assert_allclose(estimates(ours), theirs.params, rtol=1e-6)
+    np.testing.assert_allclose(errors(ours), theirs.bse, rtol=0.01)
+    np.testing.assert_allclose(ours.fit_measure, theirs.rsquared, rtol=1e-9)
+    assert ours.df_resid == theirs.df_resid
+
+
+def test_median_regression_equals_quantreg_and_its_iid_errors():
+    # QuantReg's IRLS converges on columns of unit scale (on the wild scales of ``table`` it does not, while the
+    # exact LP test below still holds there).
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 4))
+    y = x @ [8.1, 2, 2, 4] + 1.1 + rng.standard_t(3, 200)
+    ours = run(x, y, "mae", "classical")
+    theirs = sm.QuantReg(y, sm.add_constant(x)).fit(q=0.5, vcov="iid", p_tol=1e-12, max_iter=5_000)
+    assert theirs.iterations < 5_000
+    np.testing.assert_allclose(estimates(ours), theirs.params, rtol=1e-6)
+    np.testing.assert_allclose(errors(ours), theirs.bse, rtol=0.01)
+
+
+def test_least_absolute_deviations_is_the_exact_lp_optimum():
+    """Against HiGHS's dual simplex on the same LP (exact to float precision), tables with heavy ties included."""
+    for n, seed, ties in ((300, 1, False), (2000, 2, False), (800, 3, True)):
+        x, y = table(n, seed)
+        if ties:
+            y = np.round(y / 20) * 20  # a target with few distinct values: a degenerate LP
+        design = np.c_[x, np.ones(n)]
+        highs = optimize.linprog(-y, A_eq=design.T, b_eq=np.zeros(5), bounds=(-1 / n, 1 / n), method="highs-ds")
+        exact = -highs.eqlin.marginals
+        ours = run(x, y, "mae")
+        ours_coef = np.r_[[c.estimate for c in ours.weights], ours.bias.estimate]
+        ours_loss, exact_loss = (np.abs(design @ c - y).mean() for c in (ours_coef, exact))
+        assert ours_loss <= exact_loss * (1 + 1e-12)
+
+
+def test_optima_are_optimal_for_every_loss():
+    x, y = table(200, 5)
+    design = np.c_[x, np.ones(200)]
+    rng = np.random.default_rng(0)
+    for loss in ("mae", "mse", "huber"):
+        a = run(x, y, loss, delta=2.0)
+        coef = np.r_[[c.estimate for c in a.weights], a.bias.estimate]
+
+        def mean(c, loss=loss):
+            r = torch.tensor((design @ c - y) / y.std())
+            return float(elementwise(r, loss, 2.0 / y.std()).mean())
+
+        scale = np.r_[1 / x.std(0), 1.0] * 1e-4
+        nearby = [mean(coef + scale * rng.normal(size=5)) for _ in range(200)]
+        assert min(nearby) >= mean(coef) - 1e-12, loss
+
+
+def test_huber_equals_statsmodels_rlm_with_its_h1_errors():
+    x, y = table()
+    delta = 1.345
+    ours = run(x, y, "huber", "classical", delta=delta)
+    n, p = x.shape[0], x.shape[1] + 1
+    # RLM's scale is fixed at 1 (its callable scale is multiplied by sqrt(n / (n - p))): the loss is ours.
+    theirs = sm.RLM(y, sm.add_constant(x), M=sm.robust.norms.HuberT(t=delta)).fit(
+        scale_est=lambda r: np.sqrt((n - p) / n), update_scale=False, conv="coefs", tol=1e-14, maxiter=1000
+    )
+    np.testing.assert_allclose(estimates(ours), theirs.params, rtol=1e-6)
+    np.testing.assert_allclose(errors(ours), theirs.bse, rtol=0.01)
+
+
+def test_robust_lad_errors_are_powells_kernel_sandwich():
+    """Restated in numpy: tau(1-tau) H^-1 X'X H^-1, H = sum phi(r/h)/h x x', Silverman's bandwidth."""
+    x, y = table(600, 7, heteroscedastic=True)
+    ours = run(x, y, "mae")
+    design = sm.add_constant(x)
+    r = y - design @ estimates(ours)
+    n = len(y)
+    from scipy.stats import norm
+
+    iqr = np.subtract(*np.percentile(r, [75, 25]))
+    h = 0.9 * min(r.std(ddof=1), iqr / 1.34) * n ** (-1 / 5)
+    f = norm.pdf(r / h) / h
+    h_inv = np.linalg.inv((design * f[:, None]).T @ design)
+    cov = 0.25 * h_inv @ design.T @ design @ h_inv
+    np.testing.assert_allclose(errors(ours), np.sqrt(np.diag(cov)), rtol=1e-6)
+
+
+def test_nist_longley_certified_least_squares():
+    """NIST StRD's Longley: 6 collinear columns; the certified values have 15 digits."""
+    data = sm.datasets.longley.load_pandas().data
+    x, y = data.drop(columns="TOTEMP").to_numpy(float), data["TOTEMP"].to_numpy(float)
+    certified = [-3482258.63459582, 15.0618722713733, -0.358191792925910e-01, -2.02022980381683,
+                 -1.03322686717359, -0.511041056535807e-01, 1829.15146461355]  # fmt: skip
+    certified_se = [890420.383607373, 84.9149257747669, 0.334910077722432e-01, 0.488399681651699,
+                    0.214274163161675, 0.226073200069370, 455.478499142212]  # fmt: skip
+    a = run(x, y, "mse", "classical")
+    digits = -np.log10(np.max(np.abs(estimates(a) - certified) / np.abs(certified)))
+    assert digits > 9, digits  # float32 reading used to give 4.9; statsmodels gets 10.9
+    np.testing.assert_allclose(errors(a), certified_se, rtol=1e-7)
+
+
+def test_design_check_finds_constant_duplicated_and_collinear_columns():
+    rng = np.random.default_rng(3)
+    ads = rng.uniform(100, 5000, 300)
+    x = np.c_[ads, ads / 1000, np.full(300, 7.0), rng.normal(size=300)]
+    names = ["ads", "ads_thousands", "stores", "price"]
+    check = check_design(Moments.of(torch.tensor(x), torch.tensor(ads)), names)
+    assert check.constant == [2] and check.aliased == {1: [0]} and check.kept == [0, 3]
+    assert any("'stores' is constant" in w for w in check.warnings)
+    assert any("rank-deficient" in w and "'ads_thousands'" in w and "'ads'" in w for w in check.warnings)
+    # Near-duplicates: estimable, but the condition number says so and names the columns.
+    near = np.c_[ads, ads + rng.normal(0, 5, 300), rng.normal(size=300)]
+    check = check_design(Moments.of(torch.tensor(near), torch.tensor(ads)), ["a", "b", "c"])
+    corr = np.corrcoef(near.T)
+    expected = np.sqrt(np.linalg.cond(corr))
+    assert check.condition_number == pytest.approx(expected, rel=1e-6) and expected > 30
+    assert check.collinear == [0, 1] and any("nearly collinear" in w and "'a', 'b'" in w for w in check.warnings)
+
+
+def test_left_out_columns_have_no_statistics_and_the_rest_match_a_fit_without_them():
+    x, y = table(300, 4)
+    with_duplicate = np.c_[x, x[:, 1] * 3.0]
+    a, b = run(with_duplicate, y, "mse"), run(x, y, "mse")
+    assert not a.weights[4].fitted and a.weights[4].estimate == 0 and a.weights[4].std_error is None
+    np.testing.assert_allclose(estimates(a)[:5], estimates(b), rtol=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("x", "y", "expected"),
+    [
+        (np.random.default_rng(0).normal(size=(50, 2)), np.full(50, 3.0), "the target is constant"),
+        (np.random.default_rng(1).normal(size=(3, 2)), np.array([1.0, 2.0, 4.0]), "no residual degrees of freedom"),
+        (np.random.default_rng(2).normal(size=(40, 2)), None, "fits every row exactly"),
+    ],
+)
+def test_degenerate_tables_finish_with_a_note(x, y, expected):
+    y = x @ [1.5, -2.0] + 3.0 if y is None else y
+    for loss in ("mae", "mse", "huber"):
+        a = run(x, y, loss)
+        assert any(expected in note for note in a.notes), (loss, a.notes)
+        assert a.bias.std_error is None
+
+
+def test_lad_at_a_million_rows_is_exact():
+    """The interior point, polished to its vertex, at the size the README quotes (timed in benchmarks/)."""
+    rng = np.random.default_rng(0)
+    x = torch.tensor(rng.normal(size=(200_000, 5)))
+    y = x @ torch.tensor(rng.normal(size=5)) + torch.tensor(rng.standard_t(3, 200_000))
+    m = Moments.of(x, y)
+    rows = DesignRows(x, y, m, [0, 1, 2, 3, 4])
+    beta, iterations = least_absolute_deviations(rows)
+    residual = rows.residuals(beta)
+    assert int((residual.abs() < 1e-9).sum()) >= rows.p  # a vertex: p rows fitted exactly
+    assert iterations < 60
+
+
+def test_bootstrap_intervals_contain_the_estimate_and_are_seeded():
+    x, y = table(150, 9)
+    a = run(x, y, "mse", bootstrap=200, seed=3)
+    b = run(x, y, "mse", bootstrap=200, seed=3)
+    assert "bootstrap" in a.interval
+    for c, d in zip(a.weights, b.weights, strict=True):
+        assert c.low < c.estimate < c.high and (c.low, c.high) == (d.low, d.high)
+
+
+def test_intervals_cover_the_truth_about_95_percent_of_the_time():
+    """A small version of benchmarks/coverage.py: 3 losses x 60 tables x 5 parameters = 900 intervals."""
+    rng = np.random.default_rng(11)
+    covered = {"mse": [], "mae": [], "huber": []}
+    truth = np.array([8.1, 2.0, 2.0, 4.0, 1.1])
+    for _ in range(60):
+        x = rng.normal(size=(200, 4))
+        y = x @ truth[:4] + truth[4] + rng.standard_t(3, 200)
+        for loss in covered:
+            a = run(x, y, loss, delta=1.0)
+            for c, t in zip([*a.weights, a.bias], truth, strict=True):
+                covered[loss].append(c.low <= t <= c.high)
+    for loss, hits in covered.items():
+        # 300 intervals at 95%: a 99.9% binomial band is [0.907, 0.983].
+        assert 0.907 <= np.mean(hits) <= 0.983, (loss, np.mean(hits))
