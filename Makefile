@@ -9,22 +9,43 @@ TORCH       ?= torch==2.13.0
 TORCH_INDEX ?=
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# The lowest versions pyproject.toml allows, installed side by side to test that claim (`make test-lowest`).
+LOWEST_VENV := .venv-lowest
+# (The test tools, statsmodels and pytest, are the newest that install beside them.)
+LOWEST      := "lightning==2.6.0" "jsonargparse[signatures]==4.43.0" "tensorboard==2.21.0" "numpy==1.26.0" \
+               "scipy==1.11.1" "matplotlib==3.8.0" "pyarrow==15.0.0" "statsmodels>=0.15" "pytest>=8"
+# Where `make bench` writes its tables: untracked, so a run rewrites nothing in the repository.
+RESULTS ?= benchmarks/results
 
-.PHONY: train test lint format bench tensorboard clean
+.PHONY: train test test-fast test-lowest lint format bench bench-peers bench-coverage bench-data tensorboard clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet "$(TORCH)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
 	touch $@
 
 train: $(STAMP)
 	$(BIN)/python train.py fit --config configs/seed.yaml
 
-test: $(STAMP)
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
+test: lint
 	$(BIN)/python -m pytest
+
+# The edit-test loop: everything but the tests marked slow (subprocesses, DDP, kills, public tables).
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow" -q
+
+$(LOWEST_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(LOWEST_VENV)
+	$(LOWEST_VENV)/bin/python -m pip install --quiet "$(TORCH)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
+	$(LOWEST_VENV)/bin/python -m pip install --quiet $(LOWEST)
+	$(LOWEST_VENV)/bin/python -m pip install --quiet --no-deps -e .
+	touch $@
+
+# The suite against the lowest declared versions (the slow tests repeat the same library calls in processes).
+test-lowest: $(LOWEST_VENV)/.installed
+	$(LOWEST_VENV)/bin/python -m pip list 2>/dev/null | grep -iE "^(torch|lightning|jsonargparse|numpy|scipy|pyarrow|matplotlib|tensorboard|statsmodels) "
+	$(LOWEST_VENV)/bin/python -m pytest -m "not slow" -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -35,10 +56,23 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/bench_fit.py
+	$(BIN)/python benchmarks/bench_fit.py --out $(RESULTS)
+
+bench-peers: $(STAMP)
+	$(BIN)/python benchmarks/bench_peers.py --out $(RESULTS)
+
+bench-coverage: $(STAMP)
+	$(BIN)/python benchmarks/coverage.py --out $(RESULTS)
+
+bench-data: $(STAMP)
+	$(BIN)/python benchmarks/bench_data.py --out $(RESULTS)
 
 tensorboard: $(STAMP)
 	$(BIN)/tensorboard --logdir lightning_logs --port 0
 
+# Keeps lightning_logs (your runs' results); `make clean-runs` removes them too.
 clean:
-	rm -rf $(VENV) lightning_logs .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) $(LOWEST_VENV) .pytest_cache .ruff_cache *.egg-info
+
+clean-runs:
+	rm -rf lightning_logs

@@ -1,45 +1,101 @@
-"""Command line: LightningCLI with the data-to-model links, and a safe look at --ckpt_path before Lightning's."""
+"""Command line: LightningCLI with the links between data and model, settings from checkpoints, one-line errors."""
 
 from __future__ import annotations
 
-import lightning as L
-from lightning.pytorch.cli import LightningCLI
+import logging
+import re
+import sys
+import warnings
 
-from lit_linreg.checkpoint import LastCheckpoint, check_resume, read_checkpoint
+import lightning as L
+import torch
+from lightning.fabric.utilities.exceptions import MisconfigurationException
+from lightning.pytorch.callbacks import ProgressBar
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+
+from lit_linreg.callbacks import (
+    EvaluationRows,
+    LastCheckpoint,
+    PredictionWriter,
+    RunSummary,
+    TensorBoardReport,
+    progress_bar,
+)
 from lit_linreg.data import LinRegDataModule
 from lit_linreg.errors import UsageError
 from lit_linreg.model import LinearRegression
-from lit_linreg.report import PredictionWriter, RunSummary, with_progress_bar
+from lit_linreg.settings import EVALUATING, read_checkpoint, take_settings
+
+INTERRUPTED = 130  # the exit status of a process stopped by SIGINT, by shell convention
+SUBCOMMAND_CALLBACKS = {
+    "fit": lambda: [TensorBoardReport()],
+    "validate": lambda: [EvaluationRows()],
+    "test": lambda: [EvaluationRows()],
+    "predict": lambda: [PredictionWriter()],
+}
+
+
+class LinRegParser(LightningArgumentParser):
+    """Command-line mistakes in one line (jsonargparse prints the whole usage, dozens of lines, by default)."""
+
+    def error(self, message: str, ex: Exception | None = None):
+        if not self.exit_on_error:  # parsing from inside Lightning, which handles the exception itself
+            return super().error(message, ex)
+        raise UsageError(" ".join(line.strip() for line in message.strip().splitlines() if line.strip()))
 
 
 class LinRegCLI(LightningCLI):
-    """LightningCLI plus the links between data and model, and a check of ``--ckpt_path`` before Lightning's."""
+    """LightningCLI plus the links between data and model, and the checkpoint as the source of its settings."""
 
-    def add_arguments_to_parser(self, parser) -> None:
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         # checkpoints/last.ckpt, always current; its cadence is --checkpoint.every_seconds / every_n_epochs.
         parser.add_lightning_class_args(LastCheckpoint, "checkpoint")
-        # The end-of-fit report: --report.optimum, --report.bootstrap, --report.plot.
+        # The end-of-fit report: --report.optimum, --report.covariance, --report.bootstrap, --report.plot.
         parser.add_lightning_class_args(RunSummary, "report")
-        # The data decides how many weights there are; the model is never told twice.
+        parser.add_argument(
+            "--log_level",
+            type=str,
+            default="WARNING",
+            help="Level of Lightning's own messages: INFO brings back its device lines, tips and model summary.",
+        )
+        # The data decides how many weights there are and what they are called; the model is never told twice.
         parser.link_arguments("data.n_features", "model.n_features", apply_on="instantiate")
+        parser.link_arguments("data.feature_names", "model.feature_names", apply_on="instantiate")
+        parser.link_arguments("data.target", "model.target", apply_on="instantiate")
         # One seed fixes the data, every epoch's shuffle and the initial weights.
         parser.link_arguments("seed_everything", "data.seed", compute_fn=_explicit_seed)
 
-    def parse_arguments(self, parser, args) -> None:
+    def parse_arguments(self, parser: LightningArgumentParser, args) -> None:
         super().parse_arguments(parser, args)
-        # Lightning loads --ckpt_path right after parsing, to restore hyperparameters: check it first.
         subcommand = self.config.get("subcommand")
-        path = subcommand and self.config[subcommand].get("ckpt_path")
+        if subcommand is None:
+            return
+        config = self.config[subcommand]
+        quiet_console(config.log_level)
+        path = config.get("ckpt_path")
+        if subcommand in EVALUATING and not path:
+            raise UsageError(
+                f"{subcommand} needs a trained model: pass --ckpt_path RUN/checkpoints/last.ckpt (written by fit)"
+            )
+        # Lightning reads the checkpoint's model settings right after this: check them, and the data's, first.
         if path:
-            checkpoint = read_checkpoint(path)
-            if subcommand == "fit":
-                check_resume(checkpoint, self.config[subcommand].as_dict(), path)
+            defaults = parser.parse_args([subcommand])[subcommand]
+            take_settings(read_checkpoint(path), config, defaults, subcommand, path)
 
     def instantiate_trainer(self, **kwargs) -> L.Trainer:
-        # Lightning's default bar redraws after every training_step call; ours at most twice a second.
         config = self.config_init[self.subcommand] if self.subcommand else self.config_init  # run=False: none
-        trainer_config = config["trainer"]
-        return super().instantiate_trainer(callbacks=with_progress_bar(trainer_config), **kwargs)
+        trainer = config["trainer"]
+        callbacks = list(trainer.get("callbacks") or [])
+        if trainer.get("enable_progress_bar") is not False and not any(isinstance(c, ProgressBar) for c in callbacks):
+            callbacks.append(progress_bar())
+        # Each callback is called at every hook of every step (~7 µs a step here): only those the command uses.
+        callbacks += SUBCOMMAND_CALLBACKS.get(self.subcommand, list)()
+        if self.subcommand == "fit":
+            if trainer.get("max_epochs") is None and trainer.get("max_steps", -1) == -1:
+                kwargs["max_epochs"] = self.datamodule.recommended_epochs()
+            if not self.datamodule.hparams.val_fraction and trainer.get("limit_val_batches") is None:
+                kwargs["limit_val_batches"] = 0  # nothing held out: no validation loop at all
+        return super().instantiate_trainer(callbacks=callbacks, **kwargs)
 
 
 def _explicit_seed(seed: int | bool) -> int:
@@ -49,12 +105,31 @@ def _explicit_seed(seed: int | bool) -> int:
     return seed
 
 
+def quiet_console(level: str) -> None:
+    """Lightning's info lines (devices, tips, "Seed set to") off unless asked for, and one library warning we
+    cannot fix at its cause (Lightning 2.6 calls a pytree function that torch 2.13 deprecates)."""
+    if level.upper() not in logging.getLevelNamesMapping():
+        raise UsageError(f"--log_level must be DEBUG, INFO, WARNING or ERROR, got {level!r}")
+    for name in ("lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).setLevel(level.upper())
+    warnings.filterwarnings("ignore", message=re.escape("`isinstance(treespec, LeafSpec)` is deprecated"))
+
+
+def _peer_lost(err: RuntimeError) -> bool:
+    """Whether a collective failed because another rank is gone (gloo and NCCL say so in their messages)."""
+    message = str(err)
+    return isinstance(err, torch.distributed.DistError) or any(
+        sign in message for sign in ("Connection reset by peer", "Connection closed by peer", "NCCL communicator")
+    )
+
+
 def cli_main(args: list[str] | None = None, run: bool = True) -> LinRegCLI:
     """Runs ``train.py``; tests call it in-process with ``args``. ``run=False`` only builds model, data, trainer."""
     try:
-        return LinRegCLI(
+        cli = LinRegCLI(
             LinearRegression,
             LinRegDataModule,
+            parser_class=LinRegParser,
             seed_everything_default=42,
             auto_configure_optimizers=False,
             save_config_kwargs={"overwrite": True},
@@ -62,13 +137,29 @@ def cli_main(args: list[str] | None = None, run: bool = True) -> LinRegCLI:
                 "max_epochs": 50,
                 # Our sampler already splits every global batch across ranks; Lightning's must not replace it.
                 "use_distributed_sampler": False,
-                # LastCheckpoint replaces Lightning's per-epoch ModelCheckpoint (1-2 ms a save).
+                # LastCheckpoint replaces Lightning's per-epoch ModelCheckpoint.
                 "enable_checkpointing": False,
-                "plugins": [{"class_path": "lit_linreg.checkpoint.AtomicCheckpointIO"}],
-                "callbacks": [PredictionWriter()],
+                "enable_model_summary": False,
+                # Nothing is logged per step (one self.log an epoch): 0 says so, and skips the step-log machinery.
+                "log_every_n_steps": 0,
+                "plugins": [{"class_path": "lit_linreg.callbacks.AtomicCheckpointIO"}],
             },
             args=args,
             run=run,
         )
-    except UsageError as err:
-        raise SystemExit(f"error: {err}") from None
+    except (UsageError, MisconfigurationException) as err:  # bad input, ours or a combination Lightning refuses
+        raise SystemExit(f"error: {' '.join(str(err).split())}") from None
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        raise SystemExit(INTERRUPTED) from None
+    except RuntimeError as err:
+        if not _peer_lost(err):
+            raise
+        raise SystemExit(
+            "error: another process of this DDP run stopped, so no collective can complete; resume the run from "
+            "its last.ckpt"
+        ) from None
+    checkpoint = next((c for c in getattr(cli.trainer, "callbacks", []) if isinstance(c, LastCheckpoint)), None)
+    if run and checkpoint is not None and checkpoint.interrupted:
+        raise SystemExit(INTERRUPTED)
+    return cli

@@ -1,4 +1,9 @@
-"""``report.png``: the weights at a glance (learned, planted, exact optimum with its interval) and the loss curve."""
+"""``report.png``: which columns drive the outcome, how much and how sure, and how SGD got there.
+
+Left: each column's effect per standard deviation of the column (so one axis serves every column), the exact
+optimum with its 95% interval, SGD's weight and the planted one when known; one row per column, so 30 columns
+stay readable. Right: the training loss per epoch against the optimum's.
+"""
 
 from __future__ import annotations
 
@@ -11,42 +16,51 @@ from matplotlib.figure import Figure  # noqa: E402
 
 
 def report_figure(summary: dict, loss_history: list[float]) -> Figure:
-    names = [*summary["feature_names"], "bias"]
-    positions = range(len(names))
-    learned = [*summary["learned"]["w"], summary["learned"]["b"]]
-    figure, (weights, curve) = plt.subplots(1, 2, figsize=(12, 4.5), gridspec_kw={"width_ratios": [3, 2]})
+    names = summary["feature_names"]
+    rows = list(range(len(names)))[::-1]  # the first column at the top, as in the table
+    height = max(4.0, 0.32 * len(names) + 1.6)
+    figure, (effects, curve) = plt.subplots(1, 2, figsize=(12, height), gridspec_kw={"width_ratios": [3, 2]})
 
-    if summary["optimum"] is not None:
-        optimum = [*summary["optimum"]["w"], summary["optimum"]["b"]]
+    per_sd = summary["per_sd"]["w"] if summary["per_sd"] else None
+    scale = [s if s else 1.0 for s in summary["column_std"]]
+    if per_sd is not None:
+        estimates = [v if v is not None else float("nan") for v in per_sd]
         errors = None
         if summary["intervals"] is not None:
-            bounds = [*summary["intervals"]["w"], summary["intervals"]["b"]]
+            bounds = summary["intervals"]["w"]
             errors = [
-                [o - lo for o, (lo, _) in zip(optimum, bounds, strict=True)],
-                [hi - o for o, (_, hi) in zip(optimum, bounds, strict=True)],
+                [e - lo * s if lo is not None else 0 for e, (lo, _), s in _zip_bounds(estimates, bounds, scale)],
+                [hi * s - e if hi is not None else 0 for e, (_, hi), s in _zip_bounds(estimates, bounds, scale)],
             ]
         label = "exact optimum" + (" with 95% interval" if errors else "")
-        weights.errorbar(positions, optimum, yerr=errors, fmt="s", color="tab:green", capsize=5, label=label, ms=7)
+        effects.errorbar(estimates, rows, xerr=errors, fmt="s", color="tab:green", capsize=4, label=label, ms=6)
+    learned = [w * s for w, s in zip(summary["learned"]["w"], scale, strict=True)]
+    effects.scatter(learned, rows, marker="o", s=30, color="tab:blue", label="learned by SGD", zorder=4)
     if summary["true"] is not None:
-        planted = [*summary["true"]["w"], summary["true"]["b"]]
-        weights.scatter(positions, planted, marker="x", s=90, color="black", label="planted", zorder=3)
-    weights.scatter(positions, learned, marker="o", s=45, color="tab:blue", label="learned by SGD", zorder=4)
-    weights.axhline(0, color="grey", lw=0.8)
-    weights.set_xticks(list(positions), names, rotation=30, ha="right")
-    weights.set_ylabel("weight (original units)")
-    weights.set_title("How much each column weighs")
-    weights.legend(loc="best", fontsize=9)
+        planted = [w * s for w, s in zip(summary["true"]["w"], scale, strict=True)]
+        effects.scatter(planted, rows, marker="x", s=70, color="black", label="planted", zorder=3)
+    effects.axvline(0, color="grey", lw=0.8)
+    effects.set_yticks(rows, names)
+    effects.set_xlabel(f"effect of one standard deviation of the column on {summary.get('target') or 'the target'}")
+    effects.set_title("Which columns drive the outcome, and how sure")
+    effects.legend(loc="best", fontsize=8)
 
     if loss_history:
         curve.plot(range(1, len(loss_history) + 1), loss_history, color="tab:blue", label="training loss (epoch mean)")
-    if summary["optimum"] is not None:
+    if summary["optimum"] is not None and summary["optimum"]["loss"] is not None:
         curve.axhline(summary["optimum"]["loss"], color="tab:green", ls="--", label="exact optimum")
-    curve.set_yscale("log")
+    if loss_history and min(loss_history) > 0:
+        curve.set_yscale("log")
     curve.set_xlabel("epoch")
-    scale = ", standardized" if summary["loss_scale"] == "standardized" else ""
-    curve.set_ylabel(f"{summary['loss']}{scale}")
+    units = ", standardized" if summary["loss_scale"] == "standardized" else ""
+    curve.set_ylabel(f"{summary['loss']}{units}")
     gap = summary["loss_gap"]
-    curve.set_title("Loss" + (f": {gap:+.2%} from the optimum" if gap is not None else ""))
-    curve.legend(loc="best", fontsize=9)
+    curve.set_title("Loss" + (f": SGD {gap:+.2%} from the optimum" if gap is not None else ""))
+    curve.legend(loc="best", fontsize=8)
     figure.tight_layout()
     return figure
+
+
+def _zip_bounds(estimates, bounds, scale):
+    for e, b, s in zip(estimates, bounds, scale, strict=True):
+        yield e, (b if b is not None else (None, None)), s

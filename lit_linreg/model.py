@@ -2,42 +2,50 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any
 
 import lightning as L
 import torch
-import torch.nn.functional as F
-from lightning.pytorch.loggers import TensorBoardLogger
 from torch import Tensor, nn
-from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection, R2Score
-from torchmetrics.aggregation import MeanMetric
 
-from lit_linreg.data import Batch, Steps, split_steps
+from lit_linreg.data import LinRegDataModule
+from lit_linreg.data.rows import Batch
 from lit_linreg.errors import UsageError
-from lit_linreg.optim import SGD, scheduled_lr
+from lit_linreg.losses import LOSSES, Loss, elementwise
+from lit_linreg.optim import SGD, Schedule, scheduled_lr
+from lit_linreg.stats.training import TrainingStatistics
 
-Loss = Literal["mae", "mse", "huber"]
-
-
-def elementwise_loss(residual: Tensor, loss: Loss, huber_delta: float = 1.0) -> Tensor:
-    """|r| (mae), r² (mse) or Huber's r²/2 inside ±delta and delta·(|r| - delta/2) outside."""
-    if loss == "mae":
-        return residual.abs()
-    if loss == "mse":
-        return residual.square()
-    return F.huber_loss(residual, torch.zeros_like(residual), reduction="none", delta=huber_delta)
+# Newton-sized steps on standardized, whitened columns: the curvature of mean r² is 2, of Huber's loss at most 1,
+# and a sign gradient (mae) moves every weight by at most its column's mean |z|: half a unit is a bold first step.
+AUTO_LR = {"mse": 0.5, "mae": 0.5, "huber": 1.0}
 
 
 class LinearRegression(L.LightningModule):
-    """Y = X·w + b, fitted by minibatch SGD on a loss over the residuals r = X·w + b - Y.
+    """Y = X·w + b, fitted by minibatch SGD on a loss of the residuals r = X·w + b - Y.
+
+    The checkpoint is the whole model: besides ``w`` and ``b`` it holds the column names and, as buffers, the
+    standardization the weights were trained in, so ``LinearRegression.load_from_checkpoint(path)(x)`` predicts
+    in the table's own units.
 
     Args:
         n_features: number of weights; the CLI takes it from the data.
-        lr: SGD learning rate: every step moves each parameter by -lr times its gradient.
-        lr_schedule: ``constant`` (the tutorial's) or ``linear``: lr decays linearly to zero over the run,
-            which lets SGD settle at the optimum instead of jittering around it at the scale of lr.
+        feature_names: one name per weight (from the data); ``null`` names them x1..xd.
+        target: the name of what is predicted (from the data).
         loss: ``mae`` mean |r| (the tutorial's), ``mse`` mean r², or ``huber`` (r²/2 near 0, linear beyond).
-        huber_delta: where Huber's loss turns from quadratic to linear.
+        huber_delta: where Huber's loss turns from quadratic to linear, in units of the target as trained
+            (standard deviations when ``standardize`` is on).
+        lr: SGD learning rate: every step moves each parameter by -lr times its (preconditioned) gradient.
+            ``null`` takes a Newton-sized step for the loss (needs ``standardize``).
+        lr_schedule: ``constant`` (the tutorial's), ``linear`` (to zero over the run) or ``exponential`` (to
+            lr · 1e-4 over the run, by the same factor every step).
+        average_tail: Polyak–Ruppert tail averaging: average the weights over this last fraction of the run
+            (from an epoch boundary); the averages are what the model reports, saves and predicts with.
+            0 turns it off.
+        standardize: train on columns and target scaled to mean 0 and standard deviation 1 (statistics of the
+            training rows, kept in the checkpoint), so that one learning rate suits every table; weights are
+            reported and predictions made in the original units.
+        precondition: multiply each gradient by the inverse correlation matrix of the columns (whitening): nearly
+            collinear columns then converge as fast as independent ones.
         init_w_std: every weight starts as a draw from N(0, init_w_std), as in the tutorial.
         init_b: the bias starts at this value.
     """
@@ -45,170 +53,242 @@ class LinearRegression(L.LightningModule):
     def __init__(
         self,
         n_features: int = 4,
-        lr: float = 0.01,
-        lr_schedule: Literal["constant", "linear"] = "constant",
+        feature_names: list[str] | None = None,
+        target: str | None = None,
         loss: Loss = "mae",
         huber_delta: float = 1.0,
+        lr: float | None = 0.01,
+        lr_schedule: Schedule = "constant",
+        average_tail: float = 0.0,
+        standardize: bool = False,
+        precondition: bool = False,
         init_w_std: float = 0.1,
         init_b: float = 0.01,
     ) -> None:
         super().__init__()
-        if not lr > 0:
-            raise UsageError(f"--model.lr must be > 0, got {lr}")
-        if loss not in ("mae", "mse", "huber"):
-            raise UsageError(f"--model.loss must be mae, mse or huber, got {loss!r}")
-        if lr_schedule not in ("constant", "linear"):
-            raise UsageError(f"--model.lr_schedule must be constant or linear, got {lr_schedule!r}")
-        if not huber_delta > 0:
-            raise UsageError(f"--model.huber_delta must be > 0, got {huber_delta}")
-        if n_features < 1:
-            raise UsageError(f"--model.n_features must be >= 1, got {n_features}")
-        if not init_w_std >= 0:
-            raise UsageError(f"--model.init_w_std must be >= 0, got {init_w_std}")
-        self.save_hyperparameters()
+        _check(n_features, feature_names, loss, huber_delta, lr, lr_schedule, average_tail, init_w_std)
+        if lr is None and not standardize:
+            raise UsageError("--model.lr null (chosen for you) needs --model.standardize true")
+        self.save_hyperparameters(logger=False)  # the TensorBoard callback logs them, with the real metric
         self.automatic_optimization = False
+        self.feature_names = list(feature_names or [f"x{i + 1}" for i in range(n_features)])
         self.w = nn.Parameter(init_w_std * torch.randn(n_features))
         self.b = nn.Parameter(torch.tensor(float(init_b)))
-        self.train_loss = MeanMetric()
-        self.train_loss.persistent(True)  # checkpointed, so an epoch resumed mid-way logs the same mean loss
-        metrics = MetricCollection({"mae": MeanAbsoluteError(), "mse": MeanSquaredError(), "r2": R2Score()})
-        self.val_metrics = metrics.clone(prefix="val/")
-        self.test_metrics = metrics.clone(prefix="test/")
-        self.feature_names = [f"x{i + 1}" for i in range(n_features)]
-        self.true_w: Tensor | None = None
+        # The standardization the weights live in (identity unless ``standardize``): part of the model.
+        f64 = torch.float64
+        self.register_buffer("x_mean", torch.zeros(n_features, dtype=f64))
+        self.register_buffer("x_scale", torch.ones(n_features, dtype=f64))
+        self.register_buffer("y_mean", torch.tensor(0.0, dtype=f64))
+        self.register_buffer("y_scale", torch.tensor(1.0, dtype=f64))
+        # Tail averages of w and b, and how many steps they hold (0: averaging has not started).
+        self.register_buffer("w_average", torch.zeros(n_features))
+        self.register_buffer("b_average", torch.tensor(0.0))
+        self.register_buffer("averaged_steps", torch.tensor(0, dtype=torch.long))
+        self.lr = lr
+        self.preconditioner: Tensor | None = None
         self.total_steps = 0
-        self._last_epoch_loss: float | None = None
-        self._planted_logged = False
+        self.average_from = 0
+        self._epoch_loss = torch.tensor(0.0)
+        self._epoch_steps = 0
+
+    # ------------------------------------------------------------------------------------------------------------
+    # What the model computes
+
+    def coefficients(self) -> tuple[Tensor, Tensor]:
+        """(w, b) in the table's own units, float64: the tail averages once averaging has started."""
+        averaged = int(self.averaged_steps) > 0
+        w = (self.w_average if averaged else self.w).detach().double()
+        b = (self.b_average if averaged else self.b).detach().double()
+        w_original = w * self.y_scale / self.x_scale
+        return w_original, self.y_mean + self.y_scale * b - w_original @ self.x_mean
 
     def forward(self, x: Tensor) -> Tensor:
-        return x @ self.w + self.b
+        """Predictions in the table's units (float64) from rows in the table's units."""
+        w, b = self.coefficients()
+        return x.to(w.dtype) @ w + b
 
     def loss(self, x: Tensor, y: Tensor, global_size: int | None = None) -> Tensor:
-        """The mean loss of the global batch that ``x`` is this process's share of (of ``x`` alone by default).
+        """The mean loss, in training units, of the global batch that ``x`` is this process's share of.
 
-        Each rank divides its sum by the global batch size (times the world size, which DDP's gradient
-        averaging divides back out), so the averaged gradient is the single-process one even when the ranks
-        hold different numbers of rows.
+        Each rank divides its sum by the global batch size (times the world size, which DDP's gradient averaging
+        divides back out), so the averaged gradient is the single-process one whatever the ranks hold.
         """
-        losses = elementwise_loss(self(x) - y, self.hparams.loss, self.hparams.huber_delta)
+        x, y = self._standardized(x, y)
+        losses = elementwise(x @ self.w + self.b - y, self.hparams.loss, self.hparams.huber_delta)
         if global_size is None:
             return losses.mean()
         return losses.sum() * (self.trainer.world_size / global_size)
 
-    def configure_optimizers(self) -> SGD:
-        return SGD(self.parameters(), lr=self.hparams.lr)
+    def _standardized(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+        if self.hparams.standardize:  # in float64 first: a column of years keeps its digits
+            x = (x - self.x_mean) / self.x_scale
+            y = (y - self.y_mean) / self.y_scale
+        return x.to(self.w.dtype), y.to(self.w.dtype)
 
-    def on_fit_start(self) -> None:
-        # Names and planted weights, when the data knows them, label the logs and the final report.
+    # ------------------------------------------------------------------------------------------------------------
+    # Fitting
+
+    def setup(self, stage: str) -> None:
+        if stage != "fit":
+            return
         data = self.trainer.datamodule
-        self.feature_names = list(getattr(data, "feature_names", self.feature_names))
-        true_w = getattr(data, "true_w", None)
-        self.true_w = None if true_w is None else torch.tensor(true_w, device=self.device)
-        self.total_steps = self._total_steps(getattr(data, "steps_per_epoch", None))
+        if not isinstance(data, LinRegDataModule):
+            raise UsageError("LinearRegression fits the rows of a LinRegDataModule (trainer.fit(model, datamodule))")
+        self.fit_to(data.training_statistics(), data.batch_size)
 
-    def _total_steps(self, steps_per_epoch: int | None) -> int:
-        """How many SGD steps the run will make (for the linear schedule); 0 when unbounded."""
-        trainer = self.trainer
-        limits = [trainer.max_steps] if trainer.max_steps > 0 else []
-        if steps_per_epoch is not None and trainer.max_epochs not in (None, -1):
-            limits.append(trainer.max_epochs * steps_per_epoch)
-        if not limits and self.hparams.lr_schedule == "linear":
-            raise UsageError(
-                "--model.lr_schedule linear needs a known run length: set --trainer.max_epochs or max_steps"
-            )
-        return min(limits, default=0)
+    def fit_to(self, statistics: TrainingStatistics, batch_size: int) -> None:
+        """Takes from the training rows what SGD needs: scales, preconditioner, learning rate, columns to hold."""
+        moments = statistics.moments
+        if self.hparams.standardize:
+            self.x_mean.copy_(moments.x_mean)
+            self.x_scale.copy_(torch.where(moments.x_std > 0, moments.x_std, torch.ones_like(moments.x_std)))
+            self.y_mean.fill_(moments.y_mean)
+            self.y_scale.fill_(moments.y_std if moments.y_std > 0 else 1.0)
+        kept_mask = statistics.kept_mask()
+        if self.hparams.precondition:
+            self.preconditioner = statistics.whitening()
+        elif not kept_mask.all():  # constant or aliased columns stay at 0, as the exact fit leaves them out
+            self.preconditioner = torch.diag(kept_mask)
+        with torch.no_grad():
+            self.w[kept_mask == 0] = 0.0
+        if self.hparams.lr is None:
+            lr = AUTO_LR[self.hparams.loss]
+            if not self.hparams.precondition:
+                lr /= statistics.largest_correlation_eigenvalue()
+            self.lr = lr * min(1.0, batch_size / statistics.max_leverage)
 
-    def training_step(self, steps: Steps, batch_idx: int) -> None:
-        """One SGD step per batch in ``steps`` (``--data.steps_per_call`` of them), each counted by Lightning."""
-        opt = self.optimizers()
-        max_steps = self.trainer.max_steps
-        losses = []
-        for batch in split_steps(steps):
-            if 0 <= max_steps <= self.trainer.global_step:  # stop exactly at max_steps, even mid-call
-                break
-            lr = scheduled_lr(self.hparams.lr, self.hparams.lr_schedule, self.global_step, self.total_steps)
-            for group in opt.param_groups:
-                group["lr"] = lr
-            opt.zero_grad()
-            loss = self.loss(*batch)
-            self.manual_backward(loss)
-            opt.step()
-            losses.append(loss.detach())
-        if losses:
-            losses = torch.stack(losses)
-            self._stop_if_diverged(losses)
-            self.train_loss.update(losses)
-
-    def _stop_if_diverged(self, losses: Tensor) -> None:
-        # Once per call, before any checkpoint of this step is written, so the last checkpoint stays finite.
-        if torch.isfinite(losses).all() and torch.isfinite(self.w).all() and torch.isfinite(self.b):
-            return
-        raise UsageError(
-            f"training diverged at step {self.global_step}: the loss or the weights are no longer finite "
-            f"(last loss {losses[-1].item():.3g}); try a smaller --model.lr than {self.hparams.lr:g}"
-        )
-
-    def on_train_epoch_end(self) -> None:
-        # Once per epoch, and one self.log call only: each costs several times an SGD step at this size.
-        loss = self.train_loss.compute()  # synced across ranks by torchmetrics
-        self.train_loss.reset()
-        self.log("train/loss", loss, prog_bar=True, sync_dist=True)  # equal on all ranks already
-        self._last_epoch_loss = loss.item()
-        if self.logger is None:
-            return
-        # The rest goes straight to the logger (rank 0 only): it is read in TensorBoard, not by callbacks.
-        scalars = {"weights/bias": self.b.item()}
-        scalars.update({f"weights/{name}": w for name, w in zip(self.feature_names, self.w.tolist(), strict=True)})
-        if self.true_w is not None:
-            scalars["train/w_distance"] = torch.linalg.vector_norm(self.w.detach() - self.true_w).item()
-            if not self._planted_logged:  # a constant: its first and last points draw the whole line
-                scalars.update(self._planted_scalars())
-                self._planted_logged = True
-        self.logger.log_metrics(scalars, step=self.global_step)
-
-    def on_train_end(self) -> None:
-        if self.logger is None:
-            return
-        final = {"hp_metric": self._last_epoch_loss} if self._last_epoch_loss is not None else {}
-        if self.true_w is not None:
-            final.update(self._planted_scalars())
-        self.logger.log_metrics(final, step=self.global_step)
-
-    def _planted_scalars(self) -> dict[str, float]:
-        """The planted weights, drawn by the custom-scalars layout beside each weight's trajectory."""
-        planted = {f"planted/{n}": w for n, w in zip(self.feature_names, self.true_w.tolist(), strict=True)}
-        planted["planted/bias"] = self.trainer.datamodule.true_b
-        return planted
+    def configure_optimizers(self) -> SGD:
+        preconditioner = None if self.preconditioner is None else self.preconditioner.to(self.w)
+        return SGD([{"params": [self.w], "preconditioner": preconditioner}, {"params": [self.b]}], lr=self.lr)
 
     def on_train_start(self) -> None:
-        # TensorBoard's CUSTOM SCALARS tab: one chart per weight, its trajectory beside its planted value.
-        if isinstance(self.logger, TensorBoardLogger):
-            charts = {
-                name: ["Multiline", [f"weights/{name}", f"planted/{name}"]] for name in [*self.feature_names, "bias"]
-            }
-            self.logger.experiment.add_custom_scalars({"weights vs planted": charts})
+        # Lightning's public estimate of the run's optimizer steps: the length the schedules decay over.
+        total = self.trainer.estimated_stepping_batches
+        if total == float("inf") and (self.hparams.lr_schedule != "constant" or self.hparams.average_tail):
+            raise UsageError(
+                f"--model.lr_schedule {self.hparams.lr_schedule} and --model.average_tail need a known run "
+                "length: set --trainer.max_epochs or --trainer.max_steps"
+            )
+        self.total_steps = int(min(total, 2**62))
+        if self.hparams.average_tail:
+            per_epoch = max(self.trainer.num_training_batches, 1)
+            epochs = self.total_steps / per_epoch
+            self.average_from = int(epochs * (1 - self.hparams.average_tail)) * per_epoch  # an epoch boundary
+        self._epoch_loss = self._epoch_loss.to(self.device)
 
-    def _in_original_units(self, batch: Batch) -> tuple[Tensor, Tensor]:
-        """Prediction and target of a batch in the data's own units (undoing ``standardize``), for metrics."""
-        x, y, _ = batch
-        data = self.trainer.datamodule
-        if data is None or not hasattr(data, "to_original_target"):
-            return self(x), y
-        return data.to_original_target(self(x)), data.to_original_target(y)
+    def training_step(self, batch: Batch, batch_idx: int) -> None:
+        opt = self.optimizers()
+        if self.hparams.lr_schedule != "constant":
+            lr = scheduled_lr(self.lr, self.hparams.lr_schedule, self.global_step, self.total_steps)
+            for group in opt.param_groups:
+                group["lr"] = lr
+        opt.zero_grad()
+        loss = self.loss(*batch)
+        self.manual_backward(loss)
+        opt.step()
+        self._epoch_loss += loss.detach()  # a running sum: no metric object, no sync, no .item()
+        self._epoch_steps += 1
+        if self.hparams.average_tail and self.global_step > self.average_from:
+            self._update_average()
+
+    @torch.no_grad()
+    def _update_average(self) -> None:
+        self.averaged_steps += 1
+        self.w_average += (self.w - self.w_average) / self.averaged_steps
+        self.b_average += (self.b - self.b_average) / self.averaged_steps
+
+    def on_train_batch_end(self, outputs: Any, batch: Batch, batch_idx: int) -> None:
+        # The epoch's loss is closed at its last step, so that the callbacks' epoch-end hooks (which Lightning
+        # calls before this module's) see this epoch's value.
+        if batch_idx + 1 == self.trainer.num_training_batches:
+            self._close_epoch()
+
+    def on_train_epoch_end(self) -> None:
+        if self._epoch_steps:  # an epoch cut short (max_steps, Ctrl-C)
+            self._close_epoch()
+
+    def _close_epoch(self) -> None:
+        """The mean of the epoch's global batch losses, the same on every rank: one self.log an epoch."""
+        self.check_finite()
+        loss = self.trainer.strategy.reduce(self._epoch_loss, reduce_op="mean") / self._epoch_steps
+        self._epoch_loss, self._epoch_steps = torch.zeros_like(self._epoch_loss), 0
+        # For the bar and the callbacks; TensorBoardReport logs it beside the weights, at the same step.
+        self.log("train/loss", loss, prog_bar=True, logger=False, sync_dist=True)
+
+    def check_finite(self) -> None:
+        """Stops a diverged run in one line: called at every epoch end and before every save, so the last
+        checkpoint stays finite. The epoch's running loss carries any non-finite step since the epoch began."""
+        if not (torch.isfinite(self.w).all() and torch.isfinite(self.b) and torch.isfinite(self._epoch_loss)):
+            raise UsageError(
+                f"training diverged by step {self.global_step}: the loss or the weights are no longer finite; "
+                f"try a smaller --model.lr than {self.lr:g}"
+            )
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # The epoch's running loss, so that an epoch resumed mid-way logs the same mean.
+        checkpoint["epoch_loss"] = {"sum": float(self._epoch_loss), "steps": self._epoch_steps}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        state = checkpoint.get("epoch_loss", {"sum": 0.0, "steps": 0})
+        self._epoch_loss = torch.tensor(state["sum"], dtype=self._epoch_loss.dtype)
+        self._epoch_steps = state["steps"]
+
+    # ------------------------------------------------------------------------------------------------------------
+    # Evaluating: sums of the residuals in the table's units, so any batching and any number of ranks agree.
+
+    def on_validation_epoch_start(self) -> None:
+        self._sums = torch.zeros(5, dtype=torch.float64, device=self.device)
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
-        self.val_metrics.update(*self._in_original_units(batch))
+        x, y, _ = batch
+        r = self(x) - y.double()
+        shifted = y.double() - self.y_mean  # centred on the training mean: R²'s sums keep their digits
+        self._sums += torch.stack(
+            [
+                torch.tensor(float(len(r)), device=r.device),
+                r.abs().sum(),
+                r.square().sum(),
+                shifted.sum(),
+                shifted.square().sum(),
+            ]
+        )
 
     def on_validation_epoch_end(self) -> None:
-        self.log_dict(self.val_metrics.compute())
-        self.val_metrics.reset()
+        self._log_metrics("val")
+
+    def on_test_epoch_start(self) -> None:
+        self.on_validation_epoch_start()
 
     def test_step(self, batch: Batch, batch_idx: int) -> None:
-        self.test_metrics.update(*self._in_original_units(batch))
+        self.validation_step(batch, batch_idx)
 
     def on_test_epoch_end(self) -> None:
-        self.log_dict(self.test_metrics.compute())
-        self.test_metrics.reset()
+        self._log_metrics("test")
+
+    def _log_metrics(self, stage: str) -> None:
+        n, absolute, squares, total, total_squares = self.trainer.strategy.reduce(self._sums, reduce_op="sum")
+        spread = total_squares - total.square() / n
+        metrics = {"mae": absolute / n, "mse": squares / n, "r2": 1 - squares / spread, "rows": n}
+        self.log_dict({f"{stage}/{k}": v.float() for k, v in metrics.items()}, batch_size=int(n))
 
     def predict_step(self, batch: Batch, batch_idx: int) -> Tensor:
         return self(batch[0])
+
+
+def _check(n_features, feature_names, loss, huber_delta, lr, lr_schedule, average_tail, init_w_std) -> None:
+    if n_features < 1:
+        raise UsageError(f"--model.n_features must be >= 1, got {n_features}")
+    if feature_names is not None and len(feature_names) != n_features:
+        raise UsageError(f"--model.feature_names has {len(feature_names)} names for {n_features} weights")
+    if loss not in LOSSES:
+        raise UsageError(f"--model.loss must be mae, mse or huber, got {loss!r}")
+    if not huber_delta > 0:
+        raise UsageError(f"--model.huber_delta must be > 0, got {huber_delta}")
+    if lr is not None and not lr > 0:
+        raise UsageError(f"--model.lr must be > 0, got {lr}")
+    if lr_schedule not in ("constant", "linear", "exponential"):
+        raise UsageError(f"--model.lr_schedule must be constant, linear or exponential, got {lr_schedule!r}")
+    if not 0 <= average_tail < 1:
+        raise UsageError(f"--model.average_tail must be in [0, 1), got {average_tail}")
+    if not init_w_std >= 0:
+        raise UsageError(f"--model.init_w_std must be >= 0, got {init_w_std}")

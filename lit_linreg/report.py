@@ -1,244 +1,245 @@
-"""Reporting: the end-of-fit table and exact optimum, ``summary.json``, ``report.png``, predictions, progress."""
+"""The end-of-fit report: ``summary.json`` and the regression table, from the SGD weights and the analysis.
+
+The table reads like statsmodels' ``summary()``: for each weight and the bias, the estimate (the exact optimum),
+its standard error, p-value and 95% interval, the effect of one standard deviation of the column, then the
+weight SGD learned and its distance from the estimate in standard errors. Numbers have 5 significant digits, so
+an effect of -1.7e-5 per unit is printed as such, not as -0.0000.
+"""
 
 from __future__ import annotations
 
-import csv
-import json
-import sys
-import time
-from pathlib import Path
-from typing import Any
+import math
+from dataclasses import dataclass
 
-import lightning as L
-import numpy as np
-import torch
-from lightning.pytorch.callbacks import BasePredictionWriter, ProgressBar, TQDMProgressBar
-from lightning.pytorch.callbacks.progress.tqdm_progress import Tqdm
-from lightning.pytorch.loggers import TensorBoardLogger
+from lit_linreg.losses import LOSS_NAMES
+from lit_linreg.stats.analysis import Analysis, Coefficient
 
-from lit_linreg.errors import UsageError
-from lit_linreg.model import LinearRegression
-from lit_linreg.optimum import bootstrap_intervals, exact_fit
+# The verdict: SGD has converged when every weight is within this many standard errors of the exact optimum
+# and its loss within this share of the optimum's.
+CONVERGED_SE = 0.5
+CONVERGED_GAP = 0.01
 
-LOSS_NAMES = {"mae": "mean absolute error", "mse": "mean squared error", "huber": "mean Huber loss"}
+
+@dataclass
+class SgdResult:
+    """What SGD learned, in the table's units, and its loss on the training rows in training units."""
+
+    w: list[float]
+    b: float
+    train_loss: float
+
+
+def build_summary(
+    *,
+    names: list[str],
+    target: str,
+    column_std: list[float],
+    sgd: SgdResult,
+    loss: str,
+    standardized: bool,
+    analysis: Analysis | None,
+    optimum_loss: float | None,
+    optimum_note: str | None,
+    truth: tuple[list[float], float] | None,
+    run: dict,
+    notes: list[str],
+) -> dict:
+    """summary.json: every number of the report, JSON-safe (None where a number does not exist)."""
+    summary: dict = {
+        "feature_names": names,
+        "target": target,
+        "column_std": column_std,
+        "learned": {"w": sgd.w, "b": sgd.b},
+        "true": None if truth is None else {"w": list(truth[0]), "b": truth[1]},
+        "loss": loss,
+        "loss_scale": "standardized" if standardized else "original",
+        "train_loss": sgd.train_loss,
+        "optimum": None,
+        "optimum_note": optimum_note,
+        "loss_gap": None,
+        "loss_gap_absolute": None,
+        "intervals": None,
+        "std_errors": None,
+        "p_values": None,
+        "per_sd": None,
+        "r2": None,
+        "r2_name": None,
+        "n_rows": None,
+        "df_resid": None,
+        "condition_number": None,
+        "convergence": None,
+        "warnings": [],
+        "notes": list(notes),
+        **run,
+    }
+    if analysis is not None:
+        _add_analysis(summary, analysis, sgd, optimum_loss)
+    return _json_safe(summary)
+
+
+def _add_analysis(summary: dict, analysis: Analysis, sgd: SgdResult, optimum_loss: float) -> None:
+    weights, bias = analysis.weights, analysis.bias
+    summary["optimum"] = {
+        "w": [c.estimate for c in weights],
+        "b": bias.estimate,
+        "loss": optimum_loss,
+        "method": analysis.method,
+        "fitted": [c.fitted for c in weights],
+    }
+    gap = sgd.train_loss - optimum_loss
+    summary["loss_gap_absolute"] = gap
+    # A ratio to a zero (or float-noise) optimum loss means nothing: then only the absolute gap is reported.
+    summary["loss_gap"] = gap / optimum_loss if optimum_loss > 1e-12 * max(sgd.train_loss, 1e-300) else None
+    if bias.std_error is not None:
+        summary["std_errors"] = {"w": [c.std_error for c in weights], "b": bias.std_error}
+        summary["p_values"] = {"w": [c.p_value for c in weights], "b": bias.p_value}
+        summary["intervals"] = {
+            "w": [None if c.low is None else [c.low, c.high] for c in weights],
+            "b": [bias.low, bias.high],
+            "method": analysis.interval,
+            "covariance": analysis.covariance,
+        }
+    summary["per_sd"] = {"w": [c.per_sd for c in weights]}
+    summary["r2"], summary["r2_name"] = analysis.fit_measure, analysis.fit_measure_name
+    summary["n_rows"], summary["df_resid"] = analysis.n_rows, analysis.df_resid
+    summary["condition_number"] = analysis.condition_number
+    summary["warnings"] = [*analysis.design.warnings]
+    summary["notes"] += analysis.notes
+    summary["convergence"] = _verdict(summary, analysis, sgd)
+    if summary["convergence"]["warning"]:
+        summary["warnings"].append(summary["convergence"]["warning"])
+
+
+def _verdict(summary: dict, analysis: Analysis, sgd: SgdResult) -> dict:
+    """How far SGD's weights are from the exact optimum, in standard errors, and whether that is converged."""
+    names = [*summary["feature_names"], "bias"]
+    coefficients = [*analysis.weights, analysis.bias]
+    learned = [*sgd.w, sgd.b]
+    distances = [_distance(v, c) for v, c in zip(learned, coefficients, strict=True)]
+    measured = [(d, name) for d, name in zip(distances, names, strict=True) if d is not None]
+    worst = max(measured, default=(None, None))
+    gap = summary["loss_gap"]
+    far = worst[0] is not None and worst[0] > CONVERGED_SE
+    high = gap is not None and gap > CONVERGED_GAP
+    warning = None
+    if far or high:
+        where = f"{worst[0]:.2g} standard errors from the exact optimum on {worst[1]!r}" if far else ""
+        loss = f"{gap:+.2%} above the optimum's loss" if high else ""
+        warning = (
+            f"SGD has not converged: {' and '.join(p for p in (where, loss) if p)} (the table's estimates are the "
+            "optimum's); try --model.lr_schedule exponential, more epochs (--trainer.max_epochs), or the table "
+            "defaults of configs/csv.yaml (standardize, precondition, chosen batch size and lr)"
+        )
+    return {
+        "distance_se": {"w": distances[:-1], "b": distances[-1]},
+        "max_distance_se": worst[0],
+        "converged": None if worst[0] is None and gap is None else not (far or high),
+        "threshold_se": CONVERGED_SE,
+        "threshold_gap": CONVERGED_GAP,
+        "warning": warning,
+    }
+
+
+def _distance(value: float, c: Coefficient) -> float | None:
+    if not c.fitted or c.std_error is None or not c.std_error > 0:
+        return None
+    return abs(value - c.estimate) / c.std_error
+
+
+def _json_safe(value):
+    """NaN and infinity are not JSON: they become None."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The printed table
+
+
+def significant(value: float | None, digits: int = 5) -> str:
+    """``value`` with ``digits`` significant digits, in plain or scientific notation, whichever is shorter."""
+    if value is None:
+        return "-"
+    if value == 0:
+        return "0"
+    text = f"{value:.{digits}g}"
+    return text.replace("e-0", "e-").replace("e+0", "e+")
+
+
+def p_value(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return "<1e-300" if value < 1e-300 else f"{value:.2g}"
 
 
 def format_table(summary: dict) -> str:
-    """feature | true | learned | error | optimum | 95% interval, one row per weight, then the bias."""
     names = [*summary["feature_names"], "bias"]
-    columns = {"learned": [*summary["learned"]["w"], summary["learned"]["b"]]}
+    optimum = summary["optimum"]
+    columns: list[tuple[str, list[str]]] = []
     if summary["true"] is not None:
-        columns["true"] = [*summary["true"]["w"], summary["true"]["b"]]
-        columns["error"] = [a - b for a, b in zip(columns["learned"], columns["true"], strict=True)]
-    if summary["optimum"] is not None:
-        columns["optimum"] = [*summary["optimum"]["w"], summary["optimum"]["b"]]
-    order = [c for c in ("true", "learned", "error", "optimum") if c in columns]
-    width = max(len(n) for n in [*names, "feature"])
-    header = f"{'feature':<{width}}" + "".join(f"  {c:>10}" for c in order)
-    intervals = summary["intervals"]
-    if intervals is not None:
-        header += f"  {'95% interval':>23}"
-        bounds = [*intervals["w"], intervals["b"]]
-    lines = [header]
-    for i, name in enumerate(names):
-        line = f"{name:<{width}}" + "".join(
-            f"  {columns[c][i]:>+10.4f}" if c == "error" else f"  {columns[c][i]:>10.4f}" for c in order
+        columns.append(("true", [significant(v) for v in [*summary["true"]["w"], summary["true"]["b"]]]))
+    if optimum is not None:
+        fitted = [*optimum["fitted"], True]
+        estimates = [*optimum["w"], optimum["b"]]
+        columns.append(
+            ("estimate", [significant(v) if f else "(left out)" for v, f in zip(estimates, fitted, strict=True)])
         )
-        if intervals is not None:
-            line += f"  [{bounds[i][0]:>10.4f}, {bounds[i][1]:>10.4f}]"
-        lines.append(line)
+        if summary["std_errors"] is not None:
+            errors, intervals = summary["std_errors"], summary["intervals"]
+            bounds = [*intervals["w"], intervals["b"]]
+            columns.append(("std err", [significant(v, 3) for v in [*errors["w"], errors["b"]]]))
+            columns.append(("P>|t|", [p_value(v) for v in [*summary["p_values"]["w"], summary["p_values"]["b"]]]))
+            columns.append(("[0.025", [significant(b[0]) if b else "-" for b in bounds]))
+            columns.append(("0.975]", [significant(b[1]) if b else "-" for b in bounds]))
+        columns.append(("per SD", [significant(v, 4) for v in [*summary["per_sd"]["w"], None]]))
+    columns.append(("SGD", [significant(v) for v in [*summary["learned"]["w"], summary["learned"]["b"]]]))
+    convergence = summary["convergence"]
+    if convergence is not None:
+        distances = [*convergence["distance_se"]["w"], convergence["distance_se"]["b"]]
+        columns.append(("SGD off (SE)", [significant(v, 2) for v in distances]))
+    width = max(len(n) for n in [*names, "feature"])
+    widths = [max(len(title), *(len(v) for v in values)) for title, values in columns]
+    lines = ["feature".ljust(width) + "".join(f"  {t:>{w}}" for (t, _), w in zip(columns, widths, strict=True))]
+    for i, name in enumerate(names):
+        cells = "".join(f"  {values[i]:>{w}}" for (_, values), w in zip(columns, widths, strict=True))
+        lines.append(name.ljust(width) + cells)
     return "\n".join(lines)
 
 
-class RunSummary(L.Callback):
-    """At the end of fit: the exact optimum, the table, ``summary.json`` and ``report.png`` in the run's directory.
-
-    ``fit_seconds`` is the wall time of the fit loop alone (from ``on_train_start`` to ``on_train_end``):
-    no imports, no data generation, no final report.
-
-    Args:
-        optimum: also solve for the exact optimum of the same loss on the same training rows.
-        exact_max_rows: skip the exact optimum (with a note) above this many training rows for the MAE, whose
-            linear program takes ~6 s at 100,000 rows x 10 features here; least squares and Huber always run.
-        bootstrap: resamples for the 95% intervals of the weights (exact refits on rows drawn with
-            replacement); ``null`` means 100 up to 5,000 training rows and none above; 0 turns them off.
-        plot: write ``report.png`` and log the same figure to TensorBoard.
-    """
-
-    def __init__(
-        self, optimum: bool = True, exact_max_rows: int = 100_000, bootstrap: int | None = None, plot: bool = True
-    ) -> None:
-        self.optimum, self.exact_max_rows, self.bootstrap, self.plot = optimum, exact_max_rows, bootstrap, plot
-        self._started = 0.0
-        self.fit_seconds = 0.0
-        self.loss_history: list[float] = []  # one value per epoch; checkpointed, so it survives a resume
-
-    def state_dict(self) -> dict:
-        return {"loss_history": list(self.loss_history)}
-
-    def load_state_dict(self, state_dict: dict) -> None:
-        self.loss_history = list(state_dict["loss_history"])
-
-    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._started = time.perf_counter()
-
-    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if "train/loss" in trainer.callback_metrics:
-            self.loss_history.append(trainer.callback_metrics["train/loss"].item())
-
-    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.fit_seconds = time.perf_counter() - self._started
-
-    def on_fit_end(self, trainer: L.Trainer, pl_module: LinearRegression) -> None:
-        log_dir = trainer.log_dir  # a collective call under DDP: every rank makes it
-        if not trainer.is_global_zero or log_dir is None:
-            return
-        summary = self.summarize(trainer, pl_module)
-        path = Path(log_dir) / "summary.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(summary, indent=2) + "\n")
-        print(format_table(summary))
-        scale = " (standardized)" if summary["loss_scale"] == "standardized" else ""
-        print(f"train loss ({LOSS_NAMES[summary['loss']]}{scale} over the training set): {summary['train_loss']:.6f}")
-        if summary["optimum"] is not None:
-            print(f"exact optimum: {summary['optimum']['loss']:.6f}, so SGD is {summary['loss_gap']:+.2%} above it")
-        elif summary["optimum_note"]:
-            print(summary["optimum_note"])
-        if self.plot:
-            from lit_linreg.figure import report_figure  # matplotlib costs ~0.5 s to import: only when used
-
-            figure = report_figure(summary, self.loss_history)
-            figure.savefig(Path(log_dir) / "report.png", dpi=110)
-            if isinstance(trainer.logger, TensorBoardLogger):
-                trainer.logger.experiment.add_figure("report", figure, trainer.global_step)
-        print(f"{summary['global_step']} steps in {summary['fit_seconds']:.2f} s; logs and summary.json in {log_dir}")
-
-    def summarize(self, trainer: L.Trainer, model: LinearRegression) -> dict:
-        data = trainer.datamodule
-        x, y = data.train_data
-        with torch.no_grad():
-            train_loss = model.loss(x.to(model.device), y.to(model.device)).item()
-        w, b = data.to_original_units(model.w.detach().cpu(), model.b.detach().cpu())
-        hp = model.hparams
-        summary = {
-            "feature_names": model.feature_names,
-            "learned": {"w": w.tolist(), "b": b.item()},
-            "true": None if data.true_w is None else {"w": list(data.true_w), "b": data.true_b},
-            "loss": hp.loss,
-            "loss_scale": "standardized" if data.scale is not None else "original",
-            "train_loss": train_loss,
-            "optimum": None,
-            "optimum_note": None,
-            "loss_gap": None,
-            "intervals": None,
-            "epochs": trainer.current_epoch,
-            "global_step": trainer.global_step,
-            "fit_seconds": self.fit_seconds,
-        }
-        if not self.optimum:
-            return summary
-        if hp.loss == "mae" and len(x) > self.exact_max_rows:
-            summary["optimum_note"] = (
-                f"exact optimum skipped: {len(x)} training rows is more than --report.exact_max_rows "
-                f"{self.exact_max_rows} for the MAE linear program"
+def format_lines(summary: dict, rows: int) -> list[str]:
+    """The lines under the table: losses, fit, methods, warnings and notes (one line each)."""
+    loss_name = LOSS_NAMES[summary["loss"]]
+    units = " (standardized)" if summary["loss_scale"] == "standardized" else ""
+    line = f"{loss_name}{units} over {rows} training rows: SGD {significant(summary['train_loss'])}"
+    optimum = summary["optimum"]
+    if optimum is not None:
+        line += f", exact optimum {significant(optimum['loss'])}"
+        if summary["loss_gap"] is not None:
+            line += f", so SGD is {summary['loss_gap']:+.2%} above it"
+        else:
+            line += f" (SGD {summary['loss_gap_absolute']:+.3g} above it)"
+    lines = [line]
+    if optimum is not None:
+        fit = []
+        if summary["r2"] is not None:
+            fit.append(f"{summary['r2_name']} {summary['r2']:.4f}")
+        if summary["condition_number"] is not None:
+            fit.append(f"condition number {significant(summary['condition_number'], 3)} (standardized columns)")
+        fit.append(f"{summary['df_resid']} residual degrees of freedom")
+        lines.append("; ".join(fit))
+        methods = f"estimate: {optimum['method']}"
+        if summary["intervals"] is not None:
+            methods += (
+                f"; std errors: {summary['intervals']['covariance']}; intervals: {summary['intervals']['method']}"
             )
-            return summary
-        x64, y64 = x.double().cpu().numpy(), y.double().cpu().numpy()
-
-        def to_original(w: np.ndarray, b: float) -> tuple[np.ndarray, float]:
-            w_o, b_o = data.to_original_units(
-                torch.from_numpy(np.asarray(w)), torch.tensor(float(b), dtype=torch.float64)
-            )
-            return w_o.numpy(), float(b_o)
-
-        best = exact_fit(x64, y64, hp.loss, hp.huber_delta)
-        w_opt, b_opt = to_original(best.w, best.b)
-        summary["optimum"] = {"w": w_opt.tolist(), "b": b_opt, "loss": best.loss, "method": best.method}
-        summary["loss_gap"] = train_loss / best.loss - 1 if best.loss > 0 else None
-        resamples = self.bootstrap if self.bootstrap is not None else (100 if len(x) <= 5000 else 0)
-        if resamples:
-            low, high = bootstrap_intervals(
-                x64, y64, hp.loss, hp.huber_delta, resamples, data.hparams.seed, to_original
-            )
-            summary["intervals"] = {
-                "w": [[lo, hi] for lo, hi in zip(low[:-1].tolist(), high[:-1].tolist(), strict=True)],
-                "b": [low[-1].item(), high[-1].item()],
-                "method": f"percentile bootstrap of the exact optimum, {resamples} resamples of the training rows",
-            }
-        return summary
-
-
-class PredictionWriter(BasePredictionWriter):
-    """``predict`` writes ``predictions.csv`` in the run's directory: the input rows plus a prediction column."""
-
-    def __init__(self) -> None:
-        super().__init__(write_interval="epoch")
-
-    def write_on_epoch_end(self, trainer: L.Trainer, pl_module, predictions: list, batch_indices) -> None:
-        log_dir = trainer.log_dir  # collective under DDP
-        if trainer.world_size > 1:
-            raise UsageError("predict runs in one process: set --trainer.devices 1")
-        data = trainer.datamodule
-        table = data.predict_table()
-        values = data.to_original_target(torch.cat(predictions).double().cpu()).tolist()
-        column = f"{data.hparams.target}_prediction" if data.hparams.target else "prediction"
-        path = Path(log_dir) / "predictions.csv"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "w", newline="") as file:
-            writer = csv.writer(file)
-            writer.writerow([*table.header, column])
-            writer.writerows([*row, f"{value:.9g}"] for row, value in zip(table.rows, values, strict=True))
-        print(f"{len(values)} predictions written to {path}")
-
-
-class _ThrottledTqdm(Tqdm):
-    """A tqdm bar that redraws at most every ``interval`` seconds, whoever asks (closing always draws)."""
-
-    interval = 0.5
-    _drawn_at = float("-inf")
-
-    def refresh(self, *args: Any, **kwargs: Any) -> None:
-        now = time.monotonic()
-        if now - self._drawn_at >= self.interval:
-            self._drawn_at = now
-            super().refresh(*args, **kwargs)
-
-
-class ThrottledProgressBar(TQDMProgressBar):
-    """Lightning's TQDM progress bar, redrawn at most every ``interval`` seconds.
-
-    Lightning redraws the training bar after every ``training_step`` call and two or three times an epoch; a
-    redraw costs ~0.3-0.5 ms here, more than a call's arithmetic at batch 16, and the tutorial's 50 epochs
-    take half a second. A person watching sees no difference.
-
-    Args:
-        interval: seconds between redraws.
-    """
-
-    def __init__(self, interval: float = 0.5) -> None:
-        super().__init__()
-        self.interval = interval
-
-    def init_train_tqdm(self) -> Tqdm:
-        bar = _ThrottledTqdm(
-            desc=self.train_description,
-            position=(2 * self.process_position),
-            disable=self.is_disabled,
-            leave=True,
-            dynamic_ncols=True,
-            file=sys.stdout,
-            smoothing=0,
-            bar_format=self.BAR_FORMAT,
-        )
-        bar.interval = self.interval
-        return bar
-
-
-def with_progress_bar(trainer_config: dict) -> list[L.Callback]:
-    """The trainer's callbacks, plus a ThrottledProgressBar unless the bar is off or one is already there."""
-    callbacks = list(trainer_config.get("callbacks") or [])
-    if trainer_config.get("enable_progress_bar") is not False and not any(
-        isinstance(c, ProgressBar) for c in callbacks
-    ):
-        callbacks.append(ThrottledProgressBar())
-    return callbacks
+        lines.append(methods)
+    elif summary["optimum_note"]:
+        lines.append(summary["optimum_note"])
+    lines += [f"note: {note}" for note in summary["notes"]]
+    lines += [f"warning: {warning}" for warning in summary["warnings"]]
+    return lines

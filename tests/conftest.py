@@ -1,3 +1,5 @@
+"""Shared helpers: runs of the real CLI, in-process (fast) or as a process (as a user would run it)."""
+
 import json
 import subprocess
 import sys
@@ -8,38 +10,54 @@ import pytest
 from lit_linreg.cli import cli_main
 
 ROOT = Path(__file__).resolve().parents[1]
-QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
-# The bootstrap (100 exact refits) and the figure cost ~1 s a run: on only where a test looks at them.
-NO_EXTRAS = ["--report.bootstrap", "0", "--report.plot", "false"]
+CONFIGS = ROOT / "configs"
+DIABETES = ROOT / "examples" / "diabetes.csv"
+LINNERUD = ROOT / "examples" / "linnerud.csv"
+QUIET = ["--trainer.enable_progress_bar", "false"]
+# The figure costs ~0.5 s a run: on only where a test looks at it.
+NO_PLOT = ["--report.plot", "false"]
 
 
-def fit(tmp_path: Path, *args: str, extras: bool = False):
+def fit(tmp_path: Path, *args: str, plot: bool = False):
     """Runs `train.py fit` in-process with its logs under tmp_path; returns the CLI (trainer, model, datamodule)."""
-    return cli_main(["fit", "--trainer.default_root_dir", str(tmp_path), *QUIET, *([] if extras else NO_EXTRAS), *args])
+    return cli_main(["fit", "--trainer.default_root_dir", str(tmp_path), *QUIET, *([] if plot else NO_PLOT), *args])
 
 
-def fit_error(tmp_path: Path, *args: str) -> str:
-    """Runs a fit that must stop on bad input; returns its error, checked to be one line."""
+def evaluate(tmp_path: Path, subcommand: str, *args: str):
+    """Runs `train.py validate|test|predict` in-process with its logs under tmp_path."""
+    return cli_main([subcommand, "--trainer.default_root_dir", str(tmp_path), *QUIET, *args])
+
+
+def command_error(*argv: str) -> str:
+    """Runs a command that must stop on bad input; returns its error, checked to be one line."""
     with pytest.raises(SystemExit) as exit_:
-        fit(tmp_path, *args)
+        cli_main(list(argv))
     message = str(exit_.value.code)
-    assert message.startswith("error: ") and "\n" not in message
+    assert message.startswith("error: ") and "\n" not in message, message
     return message
 
 
+def fit_error(tmp_path: Path, *args: str) -> str:
+    return command_error("fit", "--trainer.default_root_dir", str(tmp_path), *QUIET, *NO_PLOT, *args)
+
+
+def log_dir(cli) -> Path:
+    return Path(cli.trainer.log_dir)
+
+
 def read_summary(cli) -> dict:
-    return json.loads((Path(cli.trainer.log_dir) / "summary.json").read_text())
+    return json.loads((log_dir(cli) / "summary.json").read_text())
+
+
+def last_checkpoint(cli) -> Path:
+    return log_dir(cli) / "checkpoints" / "last.ckpt"
 
 
 def run_train(cwd: Path, *args: str, timeout: float = 240) -> subprocess.CompletedProcess:
     """Runs `python train.py ...` as a real process, as a user would (needed for DDP, which re-launches it)."""
     cwd.mkdir(parents=True, exist_ok=True)
     return subprocess.run(
-        [sys.executable, str(ROOT / "train.py"), *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
+        [sys.executable, str(ROOT / "train.py"), *args], cwd=cwd, capture_output=True, text=True, timeout=timeout
     )
 
 
@@ -47,5 +65,15 @@ def run_train(cwd: Path, *args: str, timeout: float = 240) -> subprocess.Complet
 def tutorial_run(tmp_path_factory):
     """The full tutorial experiment (seed.yaml), run once and shared by the tests that inspect its results."""
     tmp_path = tmp_path_factory.mktemp("tutorial")
-    cli = fit(tmp_path, "--config", str(ROOT / "configs" / "seed.yaml"), extras=True)
+    cli = fit(tmp_path, "--config", str(CONFIGS / "seed.yaml"), plot=True)
+    return cli, read_summary(cli)
+
+
+@pytest.fixture(scope="session")
+def diabetes_run(tmp_path_factory):
+    """The shipped table with configs/csv.yaml and a fifth of the rows held out, run once."""
+    tmp_path = tmp_path_factory.mktemp("diabetes")
+    cli = fit(
+        tmp_path, "--config", str(CONFIGS / "csv.yaml"), "--data.path", str(DIABETES), "--data.val_fraction", "0.2"
+    )
     return cli, read_summary(cli)

@@ -1,67 +1,76 @@
+"""last.ckpt: what it holds, exact resume from any saved step, atomic writes, divergence, broken files."""
+
 from pathlib import Path
 
 import pytest
 import torch
 
-from tests.conftest import fit, fit_error
+from lit_linreg.callbacks import AtomicCheckpointIO
+from tests.conftest import CONFIGS, command_error, fit, fit_error, last_checkpoint
 
-
-def last_checkpoint(root: Path) -> Path:
-    return root / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
+SHORT = ["--report.optimum", "false"]
 
 
 def same_weights(a, b) -> bool:
     return torch.equal(a.w, b.w) and torch.equal(a.b, b.b)
 
 
-def test_last_checkpoint_holds_the_final_state_and_loads_with_weights_only(tmp_path):
-    cli = fit(tmp_path, "--trainer.max_epochs", "2")
-    assert [p.name for p in last_checkpoint(tmp_path).parent.iterdir()] == ["last.ckpt"]  # no partial file left
-    checkpoint = torch.load(last_checkpoint(tmp_path), weights_only=True)
+def test_last_checkpoint_holds_the_whole_model_and_loads_with_weights_only(tmp_path):
+    cli = fit(tmp_path, "--config", str(CONFIGS / "csv.yaml"), "--trainer.max_epochs", "2", *SHORT)
+    path = last_checkpoint(cli)
+    assert [p.name for p in path.parent.iterdir()] == ["last.ckpt"]  # no partial file left
+    checkpoint = torch.load(path, weights_only=True)
     assert torch.equal(checkpoint["state_dict"]["w"], cli.model.w.detach())
-    assert checkpoint["global_step"] == 64
-    assert checkpoint["datamodule_hyper_parameters"]["true_w"] == [8.1, 2.0, 2.0, 4.0]
+    assert checkpoint["global_step"] == 2 * cli.datamodule.steps_per_epoch
+    hp, data = checkpoint["hyper_parameters"], checkpoint["datamodule_hyper_parameters"]
+    assert hp["feature_names"][:2] == ["age", "sex"] and hp["target"] == "progression" and hp["loss"] == "mae"
+    assert data["features"] == hp["feature_names"] and "true_w" not in data  # the table's settings only
+    scale = checkpoint["state_dict"]
+    assert torch.equal(scale["x_mean"], cli.model.x_mean) and scale["y_scale"].item() > 1
+    assert checkpoint["LinRegDataModule"]["rows"] == 442  # the held-out split's definition
 
 
 def test_resume_at_an_epoch_boundary_is_bit_identical(tmp_path):
-    straight = fit(tmp_path / "straight", "--trainer.max_epochs", "6").model
-    fit(tmp_path / "first", "--trainer.max_epochs", "3")
-    resumed = fit(
-        tmp_path / "resumed", "--trainer.max_epochs", "6", "--ckpt_path", str(last_checkpoint(tmp_path / "first"))
-    )
+    straight = fit(tmp_path / "straight", "--trainer.max_epochs", "6", *SHORT).model
+    first = fit(tmp_path / "first", "--trainer.max_epochs", "3", *SHORT)
+    resumed = fit(tmp_path / "resumed", "--trainer.max_epochs", "6", *SHORT, "--ckpt_path", str(last_checkpoint(first)))
     assert resumed.trainer.global_step == 6 * 32
     assert same_weights(resumed.model, straight)
 
 
 def test_resume_mid_epoch_is_bit_identical_weights_and_logged_loss(tmp_path):
-    """56 steps = one epoch of 32 plus 3 calls of 8: the checkpoint holds the place inside epoch 1's shuffle."""
-    eight = ("--data.steps_per_call", "8")  # 4 calls an epoch
-    straight = fit(tmp_path / "straight", "--trainer.max_epochs", "6", *eight)
-    fit(tmp_path / "first", "--trainer.max_steps", "56", *eight)
-    checkpoint = torch.load(last_checkpoint(tmp_path / "first"), weights_only=True)
-    assert checkpoint["global_step"] == 56 and checkpoint["loops"]["fit_loop"]["state_dict"]["combined_loader"]
-    resume = ("--trainer.max_epochs", "6", *eight, "--ckpt_path", str(last_checkpoint(tmp_path / "first")))
-    resumed = fit(tmp_path / "resumed", *resume)
+    """43 steps = one epoch of 32 plus 11: the global step is the place inside epoch 1's shuffle."""
+    straight = fit(tmp_path / "straight", "--trainer.max_epochs", "6", *SHORT)
+    first = fit(tmp_path / "first", "--trainer.max_steps", "43", *SHORT)
+    assert torch.load(last_checkpoint(first), weights_only=True)["global_step"] == 43
+    resumed = fit(tmp_path / "resumed", "--trainer.max_epochs", "6", *SHORT, "--ckpt_path", str(last_checkpoint(first)))
     assert resumed.trainer.global_step == 6 * 32
     assert same_weights(resumed.model, straight.model)
     assert resumed.trainer.callback_metrics["train/loss"] == straight.trainer.callback_metrics["train/loss"]
 
 
-def test_every_seconds_zero_saves_after_every_call(tmp_path, monkeypatch):
-    from lightning.pytorch import Trainer
+def test_resume_from_every_checkpoint_of_a_run_is_bit_identical(tmp_path, monkeypatch):
+    """A save after every step (mid-epoch, epoch ends, the end of fit): each one resumes exactly."""
+    run = ("--trainer.max_epochs", "2", "--data.batch_size", "100", *SHORT)  # 5 steps an epoch
+    straight = fit(tmp_path / "straight", *run).model
+    copies = []
+    save = AtomicCheckpointIO.save_checkpoint
 
-    saves = []
-    save = Trainer.save_checkpoint
-    monkeypatch.setattr(
-        Trainer, "save_checkpoint", lambda self, *a, **k: (saves.append(self.global_step), save(self, *a, **k))
-    )
-    fit(tmp_path, "--trainer.max_epochs", "2", "--checkpoint.every_seconds", "0", "--data.steps_per_call", "8")
-    assert saves == list(range(8, 65, 8))  # after every call of 8 steps (and nothing more at the end)
+    def save_and_copy(self, checkpoint, path, storage_options=None):
+        save(self, checkpoint, path)
+        copies.append(tmp_path / f"{len(copies):03d}.ckpt")
+        copies[-1].write_bytes(Path(path).read_bytes())
+
+    monkeypatch.setattr(AtomicCheckpointIO, "save_checkpoint", save_and_copy)
+    fit(tmp_path / "saving", *run, "--checkpoint.every_seconds", "0")
+    monkeypatch.undo()
+    assert [torch.load(c, weights_only=True)["global_step"] for c in copies] == list(range(1, 11))
+    for copy in copies:
+        resumed = fit(tmp_path / f"resumed_{copy.stem}", *run, "--ckpt_path", str(copy))
+        assert resumed.trainer.global_step == 10 and same_weights(resumed.model, straight), copy.name
 
 
 def test_a_write_that_dies_midway_leaves_the_previous_checkpoint(tmp_path, monkeypatch):
-    from lit_linreg.checkpoint import AtomicCheckpointIO
-
     path = tmp_path / "last.ckpt"
     io = AtomicCheckpointIO()
     io.save_checkpoint({"state_dict": {"w": torch.ones(2), "b": torch.tensor(1.0)}}, path)
@@ -78,18 +87,20 @@ def test_a_write_that_dies_midway_leaves_the_previous_checkpoint(tmp_path, monke
 
 def test_divergence_stops_with_one_line_and_keeps_the_last_finite_checkpoint(tmp_path):
     # With MAE the gradient is bounded, so the weights overflow float32 only after some steps at this lr.
-    message = fit_error(tmp_path, "--model.lr", "2e37", "--checkpoint.every_n_epochs", "1")
+    message = fit_error(tmp_path, "--model.lr", "2e37", "--checkpoint.every_n_epochs", "1", *SHORT)
     assert "diverged" in message and "--model.lr" in message and "2e+37" in message
-    checkpoint = torch.load(last_checkpoint(tmp_path), weights_only=True)
-    assert checkpoint["global_step"] == 9 * 32  # the last epoch end before the divergence at step 312
+    diverged_by = int(message.split("by step ")[1].split(":")[0])
+    (path,) = tmp_path.glob("lightning_logs/*/checkpoints/last.ckpt")
+    checkpoint = torch.load(path, weights_only=True)
+    assert checkpoint["global_step"] % 32 == 0 and checkpoint["global_step"] == diverged_by - 32  # the epoch before
     state = checkpoint["state_dict"]
     assert torch.isfinite(state["w"]).all() and torch.isfinite(state["b"])
 
 
-@pytest.fixture
-def saved_checkpoint(tmp_path) -> Path:
-    fit(tmp_path / "saved", "--trainer.max_epochs", "1")
-    return last_checkpoint(tmp_path / "saved")
+@pytest.fixture(scope="module")
+def saved_checkpoint(tmp_path_factory) -> Path:
+    tmp_path = tmp_path_factory.mktemp("saved")
+    return last_checkpoint(fit(tmp_path, "--trainer.max_epochs", "1", "--data.val_fraction", "0.2", *SHORT))
 
 
 def test_broken_or_foreign_checkpoints_get_one_line(tmp_path, saved_checkpoint):
@@ -106,44 +117,33 @@ def test_broken_or_foreign_checkpoints_get_one_line(tmp_path, saved_checkpoint):
         foreign: "not a lit_linreg checkpoint",
     }
     for path, reason in expected.items():
-        message = fit_error(tmp_path / "run", "--ckpt_path", str(path))
-        assert str(path) in message and reason in message
+        for subcommand in ("fit", "test"):
+            message = command_error(subcommand, "--ckpt_path", str(path))
+            assert str(path) in message and reason in message
 
 
-def test_resume_with_other_hyperparameters_is_refused(tmp_path, saved_checkpoint):
-    message = fit_error(tmp_path / "run", "--ckpt_path", str(saved_checkpoint), "--model.lr", "0.05")
-    assert "--model.lr 0.05 (checkpoint: 0.01)" in message
-    message = fit_error(tmp_path / "run", "--ckpt_path", str(saved_checkpoint), "--seed_everything", "3")
+def test_arguments_that_contradict_the_checkpoint_are_refused_in_one_line(tmp_path, saved_checkpoint):
+    ckpt = ["--ckpt_path", str(saved_checkpoint)]
+    message = fit_error(tmp_path, *ckpt, "--model.lr", "0.05", "--data.batch_size", "8")
+    assert "--model.lr 0.05 (checkpoint: 0.01)" in message and "--data.batch_size 8 (checkpoint: 16)" in message
+    message = command_error("test", *ckpt, "--seed_everything", "3")
     assert "--seed_everything 3 (checkpoint: 42)" in message
+    message = command_error("predict", *ckpt, "--model.loss", "mse")
+    assert "--model.loss mse (checkpoint: mae)" in message
 
 
-def test_resume_from_every_checkpoint_of_a_run_is_bit_identical(tmp_path, monkeypatch):
-    """A save after every call (8 steps): mid-epoch, epoch ends, the end of fit. Each one resumes exactly."""
-    from lit_linreg.checkpoint import AtomicCheckpointIO
+@pytest.mark.parametrize("subcommand", ["validate", "test", "predict"])
+def test_evaluating_without_a_checkpoint_is_refused(subcommand):
+    message = command_error(subcommand)
+    assert f"{subcommand} needs a trained model" in message and "--ckpt_path" in message
 
-    straight = fit(tmp_path / "straight", "--trainer.max_epochs", "3").model
-    copies = []
-    save = AtomicCheckpointIO.save_checkpoint
 
-    def save_and_copy(self, checkpoint, path, storage_options=None):
-        save(self, checkpoint, path)
-        copies.append(tmp_path / f"{len(copies):03d}.ckpt")
-        copies[-1].write_bytes(Path(path).read_bytes())
-
-    monkeypatch.setattr(AtomicCheckpointIO, "save_checkpoint", save_and_copy)
-    fit(
-        tmp_path / "saving",
-        "--trainer.max_epochs",
-        "3",
-        "--checkpoint.every_seconds",
-        "0",
-        "--data.steps_per_call",
-        "8",
-    )
-    monkeypatch.undo()
-    steps = [torch.load(c, weights_only=True)["global_step"] for c in copies]
-    assert steps == list(range(8, 97, 8))
-    for copy in copies:
-        resume = ("--trainer.max_epochs", "3", "--data.steps_per_call", "8", "--ckpt_path", str(copy))
-        resumed = fit(tmp_path / f"resumed_{copy.stem}", *resume)
-        assert resumed.trainer.global_step == 96 and same_weights(resumed.model, straight), copy.name
+def test_resume_takes_every_setting_from_the_checkpoint(tmp_path):
+    """No config needed: a CSV run resumes from its checkpoint alone, and ends where the straight run ends."""
+    # A constant lr and no averaging: the length of the run then does not change its first steps.
+    table = ["--config", str(CONFIGS / "csv.yaml"), "--model.lr_schedule", "constant", "--model.average_tail", "0"]
+    straight = fit(tmp_path / "straight", *table, "--trainer.max_epochs", "4", *SHORT)
+    first = fit(tmp_path / "first", *table, "--trainer.max_epochs", "2", *SHORT)
+    resumed = fit(tmp_path / "resumed", "--trainer.max_epochs", "4", *SHORT, "--ckpt_path", str(last_checkpoint(first)))
+    assert resumed.datamodule.hparams.path.endswith("diabetes.csv")
+    assert same_weights(resumed.model, straight.model)

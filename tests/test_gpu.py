@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from tests.conftest import fit, read_summary
+from tests.conftest import CONFIGS, fit, read_summary
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -15,3 +15,9 @@ def test_gpu_run_keeps_the_data_on_the_gpu_and_learns_what_the_cpu_learns(tmp_pa
     a, b = read_summary(gpu), read_summary(cpu)
     assert a["global_step"] == b["global_step"] == 320
     assert max(abs(p - q) for p, q in zip(a["learned"]["w"], b["learned"]["w"], strict=True)) < 1e-3
+
+
+def test_gpu_table_run_with_the_table_defaults_converges(tmp_path):
+    args = ["--config", str(CONFIGS / "csv.yaml"), "--trainer.accelerator", "gpu", "--trainer.devices", "1"]
+    summary = read_summary(fit(tmp_path, *args))
+    assert summary["convergence"]["converged"], summary["convergence"]

@@ -1,0 +1,29 @@
+"""PredictionWriter: ``predict`` writes the rows it read with a prediction column, in the same file format."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import BasePredictionWriter
+
+from lit_linreg.errors import UsageError
+
+
+class PredictionWriter(BasePredictionWriter):
+    """Writes ``predictions.<csv|parquet|arrow>`` in the run's directory: every column of the rows predicted, plus
+    ``<target>_prediction`` (empty where a used cell was missing), and prints its path."""
+
+    def __init__(self) -> None:
+        super().__init__(write_interval="epoch")
+
+    def write_on_epoch_end(self, trainer: L.Trainer, pl_module, predictions: list, batch_indices) -> None:
+        log_dir = trainer.log_dir  # collective under DDP
+        if trainer.world_size > 1:
+            raise UsageError("predict runs in one process: set --trainer.devices 1")
+        data = trainer.datamodule
+        values = torch.cat(predictions).double().cpu().numpy()
+        source = data.predict_table()
+        path = source.write(values, f"{data.target}_prediction", Path(log_dir))
+        print(f"{len(values)} predictions of {data.target} written to {path}")

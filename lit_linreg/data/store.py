@@ -1,0 +1,90 @@
+"""A table's numbers in memory, and the files ``predict`` reads and writes.
+
+``load_design`` turns a table into float64 X and y (``mapped`` keeps bigger ones on disk); ``PredictTable``
+reads a file to predict and writes it back with a prediction column, in the same format, with all its columns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import torch
+from torch import Tensor
+
+from lit_linreg.data.table import Columns, file_format, read_file, to_design
+from lit_linreg.errors import UsageError
+
+
+def load_design(
+    table: pa.Table | None, columns: Columns, path: str, missing: str, delimiter: str | None
+) -> tuple[Tensor, Tensor, list[str]]:
+    """(X, y, notes) in memory, float64, from the table as read (or read now, with the columns given)."""
+    if table is None:
+        table = read_file(path, "--data.path", delimiter, [*columns.features, columns.target])
+    x, y, notes, _ = to_design(table, columns, path, missing)
+    return torch.from_numpy(x), torch.from_numpy(y), notes
+
+
+@dataclass
+class PredictTable:
+    """Rows to predict: the file's own columns (written back unchanged) and the model's inputs built from them.
+
+    With ``--data.missing drop`` a row with a missing input gets an empty prediction instead of stopping predict.
+    """
+
+    path: str | None
+    table: pa.Table
+    x: Tensor
+    complete: np.ndarray | None = None  # which rows have every input (None: all of them)
+
+    @staticmethod
+    def read(path: str, columns: Columns, delimiter: str | None = None, missing: str = "error") -> PredictTable:
+        table = read_file(path, "--data.predict_path", delimiter)
+        absent = [name for name in columns.features if name not in table.column_names]
+        if absent:
+            raise UsageError(
+                f"--data.predict_path {path} lacks the feature column(s) {', '.join(map(repr, absent))} the "
+                f"model was trained on (its features: {', '.join(columns.features)})"
+            )
+        # The target, when present, is written back as it is: only the features have to be complete.
+        inputs = Columns(columns.target, columns.features, columns.categorical)
+        x, _, _, complete = to_design(table.drop_columns(_present(table, [columns.target])), inputs, path, missing,
+                                      target_optional=True)  # fmt: skip
+        return PredictTable(path, table, torch.from_numpy(x), complete)
+
+    @staticmethod
+    def of_rows(x: Tensor, y: Tensor, names: list[str], target: str) -> PredictTable:
+        """Generated rows (the planted data), written out with their columns."""
+        table = pa.table({**{n: x[:, j].double().numpy() for j, n in enumerate(names)}, target: y.double().numpy()})
+        return PredictTable(None, table, x)
+
+    def write(self, predictions: np.ndarray, column: str, directory: Path) -> Path:
+        """The rows with ``column`` appended, as predictions.<the input's format> in ``directory``."""
+        kind = file_format(self.path) if self.path else "csv"
+        out = directory / f"predictions.{ {'csv': 'csv', 'parquet': 'parquet', 'arrow': 'arrow'}[kind] }"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        values = np.full(self.table.num_rows, np.nan) if self.complete is not None else predictions
+        if self.complete is not None:
+            values[self.complete] = predictions
+        array = pa.array(values, type=pa.float64(), mask=np.isnan(values) if self.complete is not None else None)
+        table = self.table.append_column(column, array)
+        if kind == "parquet":
+            import pyarrow.parquet as pq
+
+            pq.write_table(table, out)
+        elif kind == "arrow":
+            import pyarrow.feather as feather
+
+            feather.write_feather(table, out)
+        else:
+            from pyarrow import csv as pa_csv
+
+            pa_csv.write_csv(table, out)
+        return out
+
+
+def _present(table: pa.Table, names: list[str]) -> list[str]:
+    return [name for name in names if name in table.column_names]

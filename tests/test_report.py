@@ -1,0 +1,103 @@
+"""The end-of-fit report: summary.json, the printed table, the convergence verdict, degenerate tables, report.png."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from lit_linreg.report import format_table, significant
+from tests.conftest import CONFIGS, fit, log_dir, read_summary
+
+CSV = ["--config", str(CONFIGS / "csv.yaml")]
+
+
+def write(path, header: list[str], rows) -> str:
+    path.write_text(",".join(header) + "\n" + "\n".join(",".join(repr(float(v)) for v in r) for r in rows) + "\n")
+    return str(path)
+
+
+def test_summary_keeps_its_keys_and_adds_the_inference(tutorial_run):
+    cli, summary = tutorial_run
+    kept = {"feature_names", "learned", "true", "loss", "loss_scale", "train_loss", "optimum", "optimum_note",
+            "loss_gap", "intervals", "epochs", "global_step", "fit_seconds"}  # fmt: skip
+    added = {"std_errors", "p_values", "r2", "n_rows", "condition_number", "warnings", "convergence", "per_sd"}
+    assert kept | added <= set(summary)
+    assert summary["n_rows"] == 500 and summary["df_resid"] == 495
+    assert summary["intervals"]["method"].startswith("Student's t") and "sandwich" in summary["intervals"]["covariance"]
+    for (low, high), w, se in zip(
+        summary["intervals"]["w"], summary["optimum"]["w"], summary["std_errors"]["w"], strict=True
+    ):
+        assert low < w < high and high - low == pytest.approx(2 * 1.965 * se, rel=0.01)
+    text = (log_dir(cli) / "summary.json").read_text()
+    assert "NaN" not in text and "Infinity" not in text
+
+
+def test_table_prints_significant_digits_not_fixed_decimals():
+    assert significant(-1.7e-5) == "-1.7e-5" and significant(8.09949) == "8.0995" and significant(2.0) == "2"
+    summary = {
+        "feature_names": ["tiny"],
+        "true": None,
+        "optimum": {"w": [-1.7e-5], "b": 3.0, "fitted": [True]},
+        "std_errors": {"w": [2e-6], "b": 0.1},
+        "p_values": {"w": [1e-12], "b": 0.5},
+        "intervals": {"w": [[-2.1e-5, -1.3e-5]], "b": [2.8, 3.2]},
+        "per_sd": {"w": [-0.5]},
+        "learned": {"w": [-1.69e-5], "b": 3.01},
+        "convergence": {"distance_se": {"w": [0.05], "b": 0.1}},
+    }
+    row = format_table(summary).splitlines()[1].split()
+    assert row == ["tiny", "-1.7e-5", "2e-6", "1e-12", "-2.1e-5", "-1.3e-5", "-0.5", "-1.69e-5", "0.05"]
+
+
+def test_a_converged_run_has_no_warning_and_a_stopped_one_warns(tmp_path, capsys):
+    converged = read_summary(fit(tmp_path / "a", *CSV))
+    assert converged["convergence"]["converged"] and converged["convergence"]["max_distance_se"] < 0.5
+    assert not any("has not converged" in w for w in converged["warnings"])
+    stopped = read_summary(fit(tmp_path / "b", *CSV, "--trainer.max_steps", "20"))
+    assert stopped["convergence"]["converged"] is False
+    (warning,) = [w for w in stopped["warnings"] if "has not converged" in w]
+    assert "standard errors from the exact optimum" in warning and "try" in warning
+    assert f"warning: {warning}" in capsys.readouterr().out
+
+
+def degenerate(tmp_path, name, header, rows, *args):
+    path = write(tmp_path / f"{name}.csv", header, rows)
+    return read_summary(fit(tmp_path / name, *CSV, "--data.path", path, "--data.target", header[-1], *args))
+
+
+def test_degenerate_tables_finish_with_one_line_notes(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(60, 2))
+    constant_target = degenerate(tmp_path, "constant_target", ["a", "b", "y"], np.c_[x, np.full(60, 4.0)])
+    assert any("the target is constant" in n for n in constant_target["notes"])
+    assert constant_target["std_errors"] is None and constant_target["loss_gap"] is None
+    constant_column = degenerate(tmp_path, "constant_column", ["a", "k", "y"], np.c_[x[:, 0], np.ones(60), x @ [1, 2]])
+    assert any("'k' is constant" in w for w in constant_column["warnings"])
+    assert constant_column["optimum"]["fitted"] == [True, False] and constant_column["learned"]["w"][1] == 0
+    duplicated = np.c_[x[:, 0], x[:, 0] * 1000, x[:, 1], x @ [1, 2] + rng.normal(size=60)]
+    dup = degenerate(tmp_path, "duplicated", ["ads", "ads_k", "c", "y"], duplicated)
+    assert any("rank-deficient" in w and "'ads_k'" in w for w in dup["warnings"])
+    few = degenerate(tmp_path, "few_rows", ["a", "b", "c", "y"], rng.normal(size=(3, 4)))
+    assert any("no residual degrees of freedom" in n for n in few["notes"]) and few["std_errors"] is None
+    exact = degenerate(tmp_path, "exact", ["a", "b", "y"], np.c_[x, x @ [1.5, -2.0] + 3], "--model.loss", "mse")
+    assert any("fits every row exactly" in n for n in exact["notes"])
+    assert exact["loss_gap"] is None and exact["loss_gap_absolute"] >= 0  # no ratio to a zero loss
+    out = capsys.readouterr().out
+    assert "Traceback" not in out
+    for summary in (constant_target, constant_column, dup, few, exact):
+        json.dumps(summary, allow_nan=False)  # valid JSON: no NaN or Infinity
+
+
+def test_report_png_shows_thirty_columns(tmp_path):
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(400, 30)) * rng.uniform(0.01, 100, 30)
+    path = write(tmp_path / "wide.csv", [f"column_{i}" for i in range(30)] + ["y"], np.c_[x, x @ rng.normal(size=30)])
+    cli = fit(tmp_path, *CSV, "--data.path", path, "--data.target", "y", "--trainer.max_epochs", "8", plot=True)
+    png = log_dir(cli) / "report.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    import matplotlib.image
+
+    height, width = matplotlib.image.imread(png).shape[:2]
+    assert height >= 30 * 0.3 * 110  # at least ~0.3 inch a column: 30 labels stay apart
+    assert not math.isnan(read_summary(cli)["condition_number"])
