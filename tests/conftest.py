@@ -1,6 +1,7 @@
 """Shared helpers: runs of the real CLI, in-process (fast) or as a process (as a user would run it)."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -53,11 +54,16 @@ def last_checkpoint(cli) -> Path:
     return log_dir(cli) / "checkpoints" / "last.ckpt"
 
 
-def run_train(cwd: Path, *args: str, timeout: float = 240) -> subprocess.CompletedProcess:
+def run_train(cwd: Path, *args: str, timeout: float = 240, env: dict[str, str] | None = None):
     """Runs `python train.py ...` as a real process, as a user would (needed for DDP, which re-launches it)."""
     cwd.mkdir(parents=True, exist_ok=True)
     return subprocess.run(
-        [sys.executable, str(ROOT / "train.py"), *args], cwd=cwd, capture_output=True, text=True, timeout=timeout
+        [sys.executable, str(ROOT / "train.py"), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
     )
 
 

@@ -95,7 +95,8 @@ def _write_cache(path, target, features, categorical, missing, delimiter, data_f
     named = set(categorical)
     # Fixed for every block (a CSV's types are otherwise guessed from its first block): text stays text.
     types = {n: pa.string() if n in named or _text(schema.field(n).type) else pa.float64() for n in used}
-    columns = resolve_columns(_batches(path, used, delimiter, types), schema, target, features, categorical, path)
+    text = [name for name in used if types[name] == pa.string()]  # the levels pass reads only these columns
+    columns = resolve_columns(_batches(path, text, delimiter, types), schema, target, features, categorical, path)
     floats = all(pa.types.is_float32(schema.field(name).type) for name in used)
     dtype = np.float32 if floats and not columns.categorical else np.float64
     partial = data_file.with_suffix(".bin.partial")

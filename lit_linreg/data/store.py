@@ -14,17 +14,41 @@ import pyarrow as pa
 import torch
 from torch import Tensor
 
-from lit_linreg.data.table import Columns, file_format, read_file, to_design
+from lit_linreg.data.table import Columns, file_format, missing_rows, read_file, to_design
 from lit_linreg.errors import UsageError
 
 
 def load_design(
     table: pa.Table | None, columns: Columns, path: str, missing: str, delimiter: str | None
 ) -> tuple[Tensor, Tensor, list[str]]:
-    """(X, y, notes) in memory, float64, from the table as read (or read now, with the columns given)."""
+    """(X, y, notes) in memory, float64, from the table as read (or read now, with the columns given).
+
+    The table is converted a block of rows at a time into arrays allocated once, each block released as soon as
+    it is converted: a 1,000,000 x 10 CSV peaks at about twice its numbers' size, not the four or five that a
+    copy of the whole table beside its conversion would take. The caller hands the table over (keeps no reference).
+    """
     if table is None:
         table = read_file(path, "--data.path", delimiter, [*columns.features, columns.target])
-    x, y, notes, _ = to_design(table, columns, path, missing)
+    # The missing-cell policy over the whole table at once (``error`` counts every missing cell).
+    keep, notes = missing_rows(table, [*columns.features, columns.target], path, missing)
+    rows = table.num_rows if keep is None else int(keep.sum())
+    x, y = np.empty((rows, len(columns.names))), np.empty(rows)
+    batches, first_row, offset = table.to_batches(), 0, 0
+    del table
+    pa.default_memory_pool().release_unused()  # the reader's freed scratch, before the arrays are allocated
+    while batches:
+        block = pa.Table.from_batches([batches.pop(0)])
+        rows_kept = np.ones(block.num_rows, bool) if keep is None else keep[first_row : first_row + block.num_rows]
+        kept = int(rows_kept.sum())
+        to_design(
+            block,
+            columns,
+            path,
+            rows_kept,
+            first_row=first_row,
+            out=(x[offset : offset + kept], y[offset : offset + kept]),
+        )
+        first_row, offset = first_row + block.num_rows, offset + kept
     return torch.from_numpy(x), torch.from_numpy(y), notes
 
 
