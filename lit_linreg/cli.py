@@ -18,7 +18,6 @@ from lit_linreg.callbacks import (
     LastCheckpoint,
     PredictionWriter,
     RunSummary,
-    TensorBoardReport,
     progress_bar,
 )
 from lit_linreg.data import LinRegDataModule
@@ -28,7 +27,6 @@ from lit_linreg.settings import EVALUATING, read_checkpoint, take_settings
 
 INTERRUPTED = 130  # the exit status of a process stopped by SIGINT, by shell convention
 SUBCOMMAND_CALLBACKS = {
-    "fit": lambda: [TensorBoardReport()],
     "validate": lambda: [EvaluationRows()],
     "test": lambda: [EvaluationRows()],
     "predict": lambda: [PredictionWriter()],

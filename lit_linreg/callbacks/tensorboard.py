@@ -1,4 +1,4 @@
-"""TensorBoardReport: what TensorBoard shows agrees with the printed table.
+"""What TensorBoard shows, and agrees with the printed table (RunSummary calls these as the run goes).
 
 - ``train/loss`` (the epoch's mean), ``weights/<feature>`` and ``weights/bias`` every epoch, all at
   ``global_step``; the weights in the table's own units (those the model reports: tail averages once averaging
@@ -19,60 +19,63 @@ import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 
 
-class TensorBoardReport(L.Callback):
-    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        # The settings as used, before Lightning first writes hparams.yaml; an empty metrics dict logs no
-        # placeholder hp_metric of -1.
-        if trainer.logger is not None:
-            trainer.logger.log_hyperparams(self._hyperparameters(trainer, pl_module), {})
+def log_settings(trainer: L.Trainer, model: L.LightningModule) -> None:
+    """The settings as used, before Lightning first writes hparams.yaml (at fit start); an empty metrics dict logs
+    no placeholder hp_metric of -1."""
+    if trainer.logger is not None:
+        trainer.logger.log_hyperparams(_hyperparameters(trainer, model), {})
 
-    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if isinstance(trainer.logger, TensorBoardLogger):
-            names = [*pl_module.feature_names, "bias"]
-            charts = {name: ["Multiline", [_exactly(f"weights/{name}"), _exactly(f"planted/{name}")]] for name in names}
-            trainer.logger.experiment.add_custom_scalars({"weights vs planted": charts})
-        self._log_planted(trainer, pl_module)
 
-    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.logger is None:
-            return
-        w, b = pl_module.coefficients()
-        scalars = {f"weights/{name}": v for name, v in zip(pl_module.feature_names, w.tolist(), strict=True)}
-        if "train/loss" in trainer.callback_metrics:  # here, not by Lightning, which logs it at global_step - 1
-            scalars["train/loss"] = float(trainer.callback_metrics["train/loss"])
-        scalars["weights/bias"] = float(b)
-        data = trainer.datamodule
-        if data.true_w is not None:
-            scalars["train/w_distance"] = float(torch.linalg.vector_norm(w - torch.tensor(data.true_w, dtype=w.dtype)))
-        trainer.logger.log_metrics(scalars, step=trainer.global_step)
+def log_layout(trainer: L.Trainer, model: L.LightningModule) -> None:
+    """The CUSTOM SCALARS charts, and the planted values' first points."""
+    if isinstance(trainer.logger, TensorBoardLogger):
+        names = [*model.feature_names, "bias"]
+        charts = {name: ["Multiline", [_exactly(f"weights/{name}"), _exactly(f"planted/{name}")]] for name in names}
+        trainer.logger.experiment.add_custom_scalars({"weights vs planted": charts})
+    _log_planted(trainer, model)
 
-    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._log_planted(trainer, pl_module)  # a constant: its first and last points draw the whole line
-        if trainer.logger is None:
-            return
-        loss = trainer.callback_metrics.get("train/loss")
-        if loss is not None:  # the HPARAMS tab's metric: the final epoch's training loss
-            trainer.logger.log_hyperparams(self._hyperparameters(trainer, pl_module), {"hp_metric": float(loss)})
 
-    @staticmethod
-    def _hyperparameters(trainer: L.Trainer, pl_module: L.LightningModule) -> dict:
-        """The model's and the data's settings as used: the chosen batch size and lr, not ``null``."""
-        data = trainer.datamodule
-        return {
-            **{f"model/{k}": v for k, v in pl_module.hparams.items() if not k.startswith("_")},
-            **{f"data/{k}": v for k, v in data.hparams.items() if not k.startswith("_")},
-            "data/batch_size": data.batch_size,
-            "model/lr": pl_module.lr,
-        }
+def log_epoch(trainer: L.Trainer, model: L.LightningModule) -> None:
+    """The epoch's loss and the weights the model reports, at ``global_step``."""
+    if trainer.logger is None:
+        return
+    w, b = model.coefficients()
+    scalars = {f"weights/{name}": v for name, v in zip(model.feature_names, w.tolist(), strict=True)}
+    scalars["weights/bias"] = float(b)
+    if "train/loss" in trainer.callback_metrics:  # here, not by Lightning, which logs it at global_step - 1
+        scalars["train/loss"] = float(trainer.callback_metrics["train/loss"])
+    data = trainer.datamodule
+    if data.true_w is not None:
+        scalars["train/w_distance"] = float(torch.linalg.vector_norm(w - torch.tensor(data.true_w, dtype=w.dtype)))
+    trainer.logger.log_metrics(scalars, step=trainer.global_step)
 
-    @staticmethod
-    def _log_planted(trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        data = trainer.datamodule
-        if trainer.logger is None or data.true_w is None:
-            return
-        planted = {f"planted/{n}": w for n, w in zip(pl_module.feature_names, data.true_w, strict=True)}
-        planted["planted/bias"] = data.true_b
-        trainer.logger.log_metrics(planted, step=trainer.global_step)
+
+def log_end(trainer: L.Trainer, model: L.LightningModule) -> None:
+    """The planted values' last points, and the HPARAMS tab's metric: the final epoch's training loss."""
+    _log_planted(trainer, model)  # a constant: its first and last points draw the whole line
+    loss = trainer.callback_metrics.get("train/loss")
+    if trainer.logger is not None and loss is not None:
+        trainer.logger.log_hyperparams(_hyperparameters(trainer, model), {"hp_metric": float(loss)})
+
+
+def _hyperparameters(trainer: L.Trainer, model: L.LightningModule) -> dict:
+    """The model's and the data's settings as used: the chosen batch size and lr, not ``null``."""
+    data = trainer.datamodule
+    return {
+        **{f"model/{k}": v for k, v in model.hparams.items() if not k.startswith("_")},
+        **{f"data/{k}": v for k, v in data.hparams.items() if not k.startswith("_")},
+        "data/batch_size": data.batch_size,
+        "model/lr": model.lr,
+    }
+
+
+def _log_planted(trainer: L.Trainer, model: L.LightningModule) -> None:
+    data = trainer.datamodule
+    if trainer.logger is None or data.true_w is None:
+        return
+    planted = {f"planted/{n}": w for n, w in zip(model.feature_names, data.true_w, strict=True)}
+    planted["planted/bias"] = data.true_b
+    trainer.logger.log_metrics(planted, step=trainer.global_step)
 
 
 def _exactly(tag: str) -> str:
