@@ -106,7 +106,7 @@ def test_huber_equals_statsmodels_rlm_with_its_h1_errors():
 
 
 def test_robust_lad_errors_are_powells_kernel_sandwich():
-    """Restated in numpy: tau(1-tau) H^-1 X'X H^-1, H = sum phi(r/h)/h x x', Silverman's bandwidth."""
+    """Restated in numpy: tau(1-tau) H^-1 X'X H^-1 n/(n-p), H = sum phi(r/h)/h x x', Silverman's bandwidth."""
     x, y = table(600, 7, heteroscedastic=True)
     ours = run(x, y, "mae")
     design = sm.add_constant(x)
@@ -118,7 +118,7 @@ def test_robust_lad_errors_are_powells_kernel_sandwich():
     h = 0.9 * min(r.std(ddof=1), iqr / 1.34) * n ** (-1 / 5)
     f = norm.pdf(r / h) / h
     h_inv = np.linalg.inv((design * f[:, None]).T @ design)
-    cov = 0.25 * h_inv @ design.T @ design @ h_inv
+    cov = 0.25 * h_inv @ design.T @ design @ h_inv * n / (n - design.shape[1])
     np.testing.assert_allclose(errors(ours), np.sqrt(np.diag(cov)), rtol=1e-6)
 
 
