@@ -22,7 +22,7 @@ from lit_linreg.callbacks import (
 )
 from lit_linreg.data import LinRegDataModule
 from lit_linreg.errors import UsageError
-from lit_linreg.model import LinearRegression
+from lit_linreg.model import RUN_STEPS, LinearRegression
 from lit_linreg.settings import EVALUATING, read_checkpoint, take_settings
 
 INTERRUPTED = 130  # the exit status of a process stopped by SIGINT, by shell convention
@@ -90,7 +90,7 @@ class LinRegCLI(LightningCLI):
         callbacks += SUBCOMMAND_CALLBACKS.get(self.subcommand, list)()
         if self.subcommand == "fit":
             if trainer.get("max_epochs") is None and trainer.get("max_steps", -1) == -1:
-                kwargs["max_epochs"] = self.datamodule.recommended_epochs()
+                kwargs["max_epochs"] = self.datamodule.recommended_epochs(RUN_STEPS[self.model.hparams.loss])
             if not self.datamodule.hparams.val_fraction and trainer.get("limit_val_batches") is None:
                 kwargs["limit_val_batches"] = 0  # nothing held out: no validation loop at all
         return super().instantiate_trainer(callbacks=callbacks, **kwargs)

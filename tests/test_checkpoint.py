@@ -50,8 +50,9 @@ def test_resume_mid_epoch_is_bit_identical_weights_and_logged_loss(tmp_path):
 
 
 def test_resume_from_every_checkpoint_of_a_run_is_bit_identical(tmp_path, monkeypatch):
-    """A save after every step (mid-epoch, epoch ends, the end of fit): each one resumes exactly."""
-    run = ("--trainer.max_epochs", "2", "--data.batch_size", "100", *SHORT)  # 5 steps an epoch
+    """A save after every step (mid-pass, pass ends, epoch ends, the end of fit): each one resumes exactly."""
+    run = ("--trainer.max_epochs", "2", "--data.batch_size", "200", "--data.passes_per_epoch", "2", *SHORT)
+    # 2 passes of 3 steps (200 + 200 + 100 rows) an epoch
     straight = fit(tmp_path / "straight", *run).model
     copies = []
     save = AtomicCheckpointIO.save_checkpoint
@@ -64,10 +65,10 @@ def test_resume_from_every_checkpoint_of_a_run_is_bit_identical(tmp_path, monkey
     monkeypatch.setattr(AtomicCheckpointIO, "save_checkpoint", save_and_copy)
     fit(tmp_path / "saving", *run, "--checkpoint.every_seconds", "0")
     monkeypatch.undo()
-    assert [torch.load(c, weights_only=True)["global_step"] for c in copies] == list(range(1, 11))
+    assert [torch.load(c, weights_only=True)["global_step"] for c in copies] == list(range(1, 13))
     for copy in copies:
         resumed = fit(tmp_path / f"resumed_{copy.stem}", *run, "--ckpt_path", str(copy))
-        assert resumed.trainer.global_step == 10 and same_weights(resumed.model, straight), copy.name
+        assert resumed.trainer.global_step == 12 and same_weights(resumed.model, straight), copy.name
 
 
 def test_a_write_that_dies_midway_leaves_the_previous_checkpoint(tmp_path, monkeypatch):

@@ -46,9 +46,11 @@ def test_a_single_feature_needs_no_brackets(tmp_path):
 def test_table_settings_are_chosen_from_the_table(tmp_path):
     cli = fit(tmp_path, "--config", str(CONFIGS / "csv.yaml"), "--data.path", str(DIABETES))
     data = cli.datamodule
+    per_pass = -(-442 // data.batch_size)
+    assert data.batch_size >= 4 * 11  # 4 rows a parameter at least
+    assert data.passes_per_epoch == -(-32 // per_pass) and data.steps_per_epoch == data.passes_per_epoch * per_pass
     steps = data.steps_per_epoch
-    assert data.batch_size >= 4 * 11 and steps == -(-442 // data.batch_size)  # 4 rows a parameter at least
-    assert cli.trainer.max_epochs == min(200, max(8, -(-2000 // steps)))  # about 2000 steps, 8 to 200 epochs
+    assert cli.trainer.max_epochs == min(200, max(8, -(-4000 // steps)))  # mae: about 4000 steps, 8 to 200 epochs
     assert cli.model.lr == pytest.approx(0.5)  # mae's Newton-sized step on whitened columns
 
 
@@ -78,7 +80,8 @@ def test_config_is_saved_and_rerun_into_the_same_directory_works(tmp_path):
         (["--no_such_option", "1"], ["--no_such_option"]),
         (["--seed_everything", "true"], ["--seed_everything", "True"]),
         (["--log_level", "LOUD"], ["--log_level", "LOUD"]),
-        (["--report.covariance", "hc9"], ["--report.covariance", "hc9"]),
+        (["--report.covariance", "hc9"], ["report.covariance", "hc9"]),
+        (["--data.passes_per_epoch", "0"], ["--data.passes_per_epoch", "0"]),
         (["--trainer.callbacks+", "lit_linreg.callbacks.LogLines"], ["enable_progress_bar=False", "LogLines"]),
     ],
 )

@@ -55,6 +55,22 @@ def test_each_step_reads_a_batch_fixed_by_seed_and_step():
     assert epoch_seed(7, 3) == epoch_seed(7, 3) != epoch_seed(3, 7)
 
 
+def test_an_epoch_of_several_passes_reads_the_passes_that_single_pass_epochs_would():
+    """The order depends on the pass alone: 3 passes an epoch are epochs 3e, 3e+1, 3e+2 of one pass each."""
+
+    def steps(passes, first_step):
+        return [rows for rows, _ in StepBatches(20, 8, seed=5, first_step=lambda: first_step, passes=passes)]
+
+    epoch_1 = steps(3, first_step=9)  # 3 batches a pass (8 + 8 + 4 rows), 9 steps an epoch
+    single = [batch for e in (3, 4, 5) for batch in steps(1, first_step=3 * e)]
+    assert len(epoch_1) == 9 and all(torch.equal(a, b) for a, b in zip(epoch_1, single, strict=True))
+    for start in (0, 3, 6):  # every pass visits every row once
+        assert torch.equal(torch.cat(epoch_1[start : start + 3]).sort().values, torch.arange(20, dtype=torch.int32))
+    # Resuming in the middle of the epoch's second pass reads exactly the rest of the epoch.
+    rest = steps(3, first_step=9 + 4)
+    assert len(rest) == 5 and all(torch.equal(a, b) for a, b in zip(rest, epoch_1[4:], strict=True))
+
+
 def test_ranks_split_every_global_batch_between_them():
     def batches(rank, world_size):
         return list(StepBatches(37, 5, seed=0, first_step=lambda: 2 * 8, rank=rank, world_size=world_size))

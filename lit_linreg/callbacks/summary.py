@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Literal
 
 import lightning as L
 import torch
@@ -25,9 +26,11 @@ BOOTSTRAP_ROW_BUDGET = 20_000_000
 
 
 class RunSummary(L.Callback):
-    """The run's report: as it goes, to TensorBoard (``callbacks.tensorboard``); at the end of fit, the table,
-    ``summary.json`` and ``report.png`` in the run's directory. (One callback rather than two: Lightning calls
-    every callback at every hook of every step, ~6 µs a step each here.)
+    """The run's report: to TensorBoard as it goes, then the table, summary.json and report.png at the end of fit.
+
+    TensorBoard's scalars are written by ``callbacks.tensorboard``'s functions, called from here (one callback
+    rather than two: Lightning calls every callback at every hook of every step, ~6 µs a step each here); the
+    table, ``summary.json`` and ``report.png`` go to the run's directory.
 
     The analysis is made in float64 on the training rows with the same loss: the exact optimum, its standard
     errors, p-values and 95% intervals, R² or pseudo-R², the condition number and the column checks; and the
@@ -45,7 +48,7 @@ class RunSummary(L.Callback):
     def __init__(
         self,
         optimum: bool = True,
-        covariance: str = "robust",
+        covariance: Literal["robust", "classical"] = "robust",
         bootstrap: bool | int = False,
         plot: bool = True,
     ) -> None:
@@ -154,6 +157,7 @@ class RunSummary(L.Callback):
             "plan": {
                 "batch_size": data.batch_size,
                 "steps_per_epoch": data.steps_per_epoch,
+                "passes_per_epoch": data.passes_per_epoch,
                 "lr": model.lr,
                 "lr_schedule": hp.lr_schedule,
                 "average_tail": hp.average_tail,

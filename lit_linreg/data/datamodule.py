@@ -20,6 +20,8 @@ from lit_linreg.stats.training import TrainingStatistics
 
 PLANTED_ARGS = ["n_samples", "true_w", "true_b", "noise_std", "noise_mean", "feature_names"]
 TABLE_ARGS = ["path", "target", "features", "categorical", "missing", "delimiter", "memory_map"]
+# The shortest epoch ``passes_per_epoch: null`` makes: the tutorial's (500 rows at batch 16).
+MIN_STEPS_PER_EPOCH = 32
 EVALUATION_BATCH = 65_536  # rows per evaluation batch: speed only, the metrics are sums
 
 
@@ -55,6 +57,9 @@ class LinRegDataModule(L.LightningDataModule):
         val_fraction: share of rows held out for ``validate`` and ``test``, in [0, 1).
         shuffle_block_rows: shuffle blocks of this many consecutive rows rather than single rows. At millions of
             rows a random row gather is limited by memory latency; blocks read memory in runs.
+        passes_per_epoch: shuffled passes over the training rows in one epoch; ``null`` makes a small table's
+            epoch several passes, at least 32 steps (Lightning's work at each epoch costs here what ~4 SGD steps
+            do, so a 30-row table at one step an epoch spent most of its time between epochs).
         seed: fixes the data, the held-out split and every epoch's shuffle.
     """
 
@@ -78,6 +83,7 @@ class LinRegDataModule(L.LightningDataModule):
         batch_size: int | None = 16,
         val_fraction: float = 0.0,
         shuffle_block_rows: int = 1,
+        passes_per_epoch: int | None = 1,
         seed: int = 42,
     ) -> None:
         super().__init__()
@@ -85,6 +91,8 @@ class LinRegDataModule(L.LightningDataModule):
             raise UsageError(f"--data.batch_size must be >= 1, got {batch_size}")
         if shuffle_block_rows < 1:
             raise UsageError(f"--data.shuffle_block_rows must be >= 1, got {shuffle_block_rows}")
+        if passes_per_epoch is not None and passes_per_epoch < 1:
+            raise UsageError(f"--data.passes_per_epoch must be >= 1 or null, got {passes_per_epoch}")
         if not 0 <= val_fraction < 1:
             raise UsageError(f"--data.val_fraction must be in [0, 1), got {val_fraction}")
         if missing not in ("error", "drop"):
@@ -159,12 +167,19 @@ class LinRegDataModule(L.LightningDataModule):
         return self._batch_size
 
     @property
-    def steps_per_epoch(self) -> int:
-        return math.ceil(self.n_train / self.batch_size)
+    def passes_per_epoch(self) -> int:
+        """Passes over the training rows an epoch: as given, or enough for ``MIN_STEPS_PER_EPOCH`` when null."""
+        if self.hparams.passes_per_epoch is not None:
+            return self.hparams.passes_per_epoch
+        return math.ceil(MIN_STEPS_PER_EPOCH / math.ceil(self.n_train / self.batch_size))
 
-    def recommended_epochs(self, target_steps: int = 2000) -> int:
+    @property
+    def steps_per_epoch(self) -> int:
+        return self.passes_per_epoch * math.ceil(self.n_train / self.batch_size)
+
+    def recommended_epochs(self, target_steps: int) -> int:
         """Epochs for a run of about ``target_steps`` SGD steps: at least 8 (every row seen several times), at most
-        200 (a 16-row table takes one step an epoch); the CLI uses it when max_epochs and max_steps are unset."""
+        200; the CLI uses it when max_epochs and max_steps are unset."""
         self.setup("fit")
         return min(200, max(8, math.ceil(target_steps / self.steps_per_epoch)))
 
@@ -230,6 +245,7 @@ class LinRegDataModule(L.LightningDataModule):
             rank=trainer.global_rank,
             world_size=trainer.world_size,
             block_rows=self.hparams.shuffle_block_rows,
+            passes=self.passes_per_epoch,
         )
         return BatchLoader(Rows(*self.train_rows()), batches)
 

@@ -1,7 +1,9 @@
 """Which rows each SGD step reads: a function of (seed, global step) and nothing else.
 
-Step t of a run reads batch t mod S of epoch t div S (S steps an epoch), and epoch e's order is a permutation
-drawn from (seed, e). So a run resumed at any step reads exactly the batches the uninterrupted run would have
+Step t of a run reads batch t mod S of epoch t div S (S steps an epoch). An epoch is one pass over the rows, or
+several on a small table (``passes``); pass k of the run (counting from the first epoch's first pass) reads the
+rows in a permutation drawn from (seed, k), so the order of the rows depends on the pass alone, however passes
+are grouped into epochs. A run resumed at any step reads exactly the batches the uninterrupted run would have
 read, with no sampler state to save: ``trainer.global_step``, which Lightning checkpoints, is the position.
 Under DDP every rank walks the same global batches and takes its own slice of each, so every SGD step is the
 same whatever the number of processes.
@@ -34,6 +36,7 @@ class StepBatches(Sampler):
         rank: this process's rank; it takes the ``rank``-th of ``world_size`` near-equal slices of each batch.
         world_size: processes sharing each global batch.
         block_rows: shuffle blocks of this many consecutive rows instead of single rows (1: rows).
+        passes: passes over the rows in one epoch.
     """
 
     def __init__(
@@ -45,16 +48,21 @@ class StepBatches(Sampler):
         rank: int = 0,
         world_size: int = 1,
         block_rows: int = 1,
+        passes: int = 1,
     ) -> None:
         self.n_rows, self.batch_size, self.seed = n_rows, batch_size, seed
         self.first_step, self.rank, self.world_size, self.block_rows = first_step, rank, world_size, block_rows
+        self.passes, self.batches_per_pass = passes, math.ceil(n_rows / batch_size)
 
     def __len__(self) -> int:
-        return math.ceil(self.n_rows / self.batch_size)
+        return self.passes * self.batches_per_pass
 
-    def order(self, epoch: int) -> Tensor:
-        """The permutation of the rows for ``epoch`` (int32: half the memory of int64 at 10M rows)."""
-        generator = torch.Generator().manual_seed(epoch_seed(self.seed, epoch))
+    def order(self, run_pass: int) -> Tensor:
+        """The permutation of the rows for pass ``run_pass`` of the run (int32: half of int64's memory at 10M rows).
+
+        With one pass an epoch, ``run_pass`` is the epoch, as ``epoch_seed``'s argument has always been.
+        """
+        generator = torch.Generator().manual_seed(epoch_seed(self.seed, run_pass))
         if self.block_rows == 1:
             return torch.randperm(self.n_rows, generator=generator, dtype=torch.int32)
         # Blocks of consecutive rows in random order: the gather then reads memory in runs, not row by row.
@@ -65,8 +73,11 @@ class StepBatches(Sampler):
 
     def __iter__(self) -> Iterator[tuple[Tensor, int]]:
         epoch, position = divmod(self.first_step(), len(self))
-        order = self.order(epoch)
-        # Lazily, batch by batch: at 10M rows and batch 16 the batches of an epoch are 625,000 small tensors.
-        for start in range(position * self.batch_size, self.n_rows, self.batch_size):
-            batch = order[start : start + self.batch_size]
-            yield batch.tensor_split(self.world_size)[self.rank], len(batch)
+        first_pass, first_batch = divmod(position, self.batches_per_pass)
+        for run_pass in range(epoch * self.passes + first_pass, (epoch + 1) * self.passes):
+            order = self.order(run_pass)
+            # Lazily, batch by batch: at 10M rows and batch 16 the batches of an epoch are 625,000 small tensors.
+            for start in range(first_batch * self.batch_size, self.n_rows, self.batch_size):
+                batch = order[start : start + self.batch_size]
+                yield batch.tensor_split(self.world_size)[self.rank], len(batch)
+            first_batch = 0
