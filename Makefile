@@ -17,7 +17,8 @@ LOWEST      := "lightning==2.6.0" "jsonargparse[signatures]==4.43.0" "tensorboar
 # Where `make bench` writes its tables: untracked, so a run rewrites nothing in the repository.
 RESULTS ?= benchmarks/results
 
-.PHONY: train test test-fast test-lowest lint format bench bench-peers bench-coverage bench-data tensorboard clean
+.PHONY: train test test-fast test-lowest lint format bench bench-peers bench-coverage bench-tables bench-data \
+        bench-all readme tensorboard clean clean-runs
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -56,16 +57,26 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/bench_fit.py --out $(RESULTS)
+	$(BIN)/python -m benchmarks.bench_fit --out $(RESULTS)
 
 bench-peers: $(STAMP)
-	$(BIN)/python benchmarks/bench_peers.py --out $(RESULTS)
+	$(BIN)/python -m benchmarks.bench_peers --out $(RESULTS)
 
 bench-coverage: $(STAMP)
-	$(BIN)/python benchmarks/coverage.py --out $(RESULTS)
+	$(BIN)/python -m benchmarks.coverage --out $(RESULTS)
+
+bench-tables: $(STAMP)
+	$(BIN)/python -m benchmarks.public_tables --out $(RESULTS)
 
 bench-data: $(STAMP)
-	$(BIN)/python benchmarks/bench_data.py --out $(RESULTS)
+	$(BIN)/python -m benchmarks.bench_data --out $(RESULTS)
+
+# Every benchmark, one after another (each alone on the machine: timings are not shared), then the README's figures.
+bench-all: bench bench-peers bench-coverage bench-tables bench-data readme
+
+# Copies benchmarks/results/*.md into README.md's marked blocks and reruns the commands it shows.
+readme: $(STAMP)
+	$(BIN)/python -m benchmarks.readme
 
 tensorboard: $(STAMP)
 	$(BIN)/tensorboard --logdir lightning_logs --port 0
