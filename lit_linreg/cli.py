@@ -22,7 +22,7 @@ from lit_linreg.callbacks import (
 )
 from lit_linreg.data import LinRegDataModule
 from lit_linreg.errors import UsageError
-from lit_linreg.model import RUN_STEPS, LinearRegression
+from lit_linreg.model import LinearRegression, run_steps
 from lit_linreg.settings import EVALUATING, read_checkpoint, take_settings
 
 INTERRUPTED = 130  # the exit status of a process stopped by SIGINT, by shell convention
@@ -90,7 +90,9 @@ class LinRegCLI(LightningCLI):
         callbacks += SUBCOMMAND_CALLBACKS.get(self.subcommand, list)()
         if self.subcommand == "fit":
             if trainer.get("max_epochs") is None and trainer.get("max_steps", -1) == -1:
-                kwargs["max_epochs"] = self.datamodule.recommended_epochs(RUN_STEPS[self.model.hparams.loss])
+                data = self.datamodule
+                data.setup("fit")  # the batch size is chosen from the training rows
+                kwargs["max_epochs"] = data.recommended_epochs(run_steps(self.model.hparams.loss, data.batch_size))
             if not self.datamodule.hparams.val_fraction and trainer.get("limit_val_batches") is None:
                 kwargs["limit_val_batches"] = 0  # nothing held out: no validation loop at all
         return super().instantiate_trainer(callbacks=callbacks, **kwargs)

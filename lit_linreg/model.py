@@ -18,10 +18,18 @@ from lit_linreg.stats.training import TrainingStatistics
 # Newton-sized steps on standardized, whitened columns: the curvature of mean r² is 2, of Huber's loss at most 1,
 # and a sign gradient (mae) moves every weight by at most its column's mean |z|: half a unit is a bold first step.
 AUTO_LR = {"mse": 0.5, "mae": 0.5, "huber": 1.0}
-# The run length the CLI chooses when no epochs are given. Sign gradients (mae) move by a fixed amount whatever the
-# distance left, so they need more steps: at 2000, two public tables ended 0.6-0.75 standard errors from the
-# optimum; at 4000, none beyond 0.5 (benchmarks/public_tables.py).
-RUN_STEPS = {"mse": 2000, "mae": 4000, "huber": 2000}
+
+
+def run_steps(loss: str, batch_size: int) -> int:
+    """The run length the CLI chooses when no epochs are given: about 2000 SGD steps, 4000 for mae at batches
+    under 1024 rows.
+
+    A sign gradient (mae) moves by a fixed amount whatever the distance left, and from a few rows it is noisy: at
+    2000 steps two public tables with 32-row batches ended 0.6-0.75 standard errors from the optimum, at 4000
+    none beyond 0.5 (benchmarks/public_tables.py). From 1024 rows a step, 2000 steps ended within 0.11 on every
+    table measured (1M x 10 in benchmarks/bench_peers.py: 0.106), and 4000 would double the fit of a big table.
+    """
+    return 4000 if loss == "mae" and batch_size < 1024 else 2000
 
 
 class LinearRegression(L.LightningModule):
