@@ -159,6 +159,12 @@ def cli_main(args: list[str] | None = None, run: bool = True) -> LinRegCLI:
             "error: another process of this DDP run stopped, so no collective can complete; resume the run from "
             "its last.ckpt"
         ) from None
+    if run:
+        # Every rank leaves together. A rank leaving right after a collective (rank 1 after the report's log_dir
+        # broadcast) can reach Python's shutdown while gloo's worker thread still releases that collective's
+        # tensors; the thread then aborts the process ("terminate called without an active exception"). Waiting
+        # here gives it the interpreter's lock meanwhile. A no-op in one process.
+        cli.trainer.strategy.barrier("exit")
     checkpoint = next((c for c in getattr(cli.trainer, "callbacks", []) if isinstance(c, LastCheckpoint)), None)
     if run and checkpoint is not None and checkpoint.interrupted:
         raise SystemExit(INTERRUPTED)
