@@ -11,7 +11,7 @@ import statsmodels.api as sm
 import torch
 
 from lit_linreg.data import LinRegDataModule
-from tests.conftest import CONFIGS, fit, fit_error, read_summary
+from tests.conftest import CONFIGS, ROOT, fit, fit_error, read_summary
 
 CSV = ["--config", str(CONFIGS / "csv.yaml")]
 
@@ -132,6 +132,15 @@ def test_bad_files_get_one_line_and_nothing_is_written(tmp_path, content, name, 
     message = fit_error(tmp_path / "run", "--data.path", str(path), "--data.target", "y", *args)
     assert expected in message, message
     assert not list((tmp_path / "run").glob("**/last.ckpt"))  # nothing trained, nothing written
+
+
+def test_the_shipped_typo_example_stops_at_its_cell(tmp_path):
+    """examples/typo.csv is the README's example of bad input: its error must stay the one the README shows."""
+    message = fit_error(tmp_path, "--data.path", str(ROOT / "examples" / "typo.csv"), "--data.target", "progression")
+    assert message.endswith(
+        "line 3, column 'bmi': '2l.6' is not a number (name the column in --data.categorical if it is a category)"
+    )
+    assert not list(tmp_path.glob("**/last.ckpt"))
 
 
 def test_an_identifier_column_is_not_a_category(tmp_path):
