@@ -9,7 +9,9 @@ an effect of -1.7e-5 per unit is printed as such, not as -0.0000.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from lit_linreg.losses import LOSS_NAMES
 from lit_linreg.stats.analysis import Analysis, Coefficient
@@ -169,6 +171,12 @@ def significant(value: float | None, digits: int = 5) -> str:
         return "0"
     text = f"{value:.{digits}g}"
     return text.replace("e-0", "e-").replace("e+0", "e+")
+
+
+def shown_path(path: str | os.PathLike) -> str:
+    """A path as a person would type it from here: relative below the working directory, else absolute."""
+    path = Path(path).absolute()
+    return str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else str(path)
 
 
 def p_value(value: float | None) -> str:

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from lit_linreg.report import format_table, significant
+from lit_linreg.report import format_table, shown_path, significant
 from tests.conftest import CONFIGS, fit, log_dir, read_summary
 
 CSV = ["--config", str(CONFIGS / "csv.yaml")]
@@ -102,3 +102,10 @@ def test_report_png_shows_thirty_columns(tmp_path):
     height, width = matplotlib.image.imread(png).shape[:2]
     assert height >= 30 * 0.3 * 110  # at least ~0.3 inch a column: 30 labels stay apart
     assert not math.isnan(read_summary(cli)["condition_number"])
+
+
+def test_paths_are_printed_as_typed_from_the_working_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert shown_path(tmp_path / "lightning_logs" / "version_0") == "lightning_logs/version_0"
+    assert shown_path("lightning_logs") == "lightning_logs"
+    assert shown_path(tmp_path.parent / "elsewhere") == str(tmp_path.parent / "elsewhere")  # outside: absolute

@@ -9,6 +9,7 @@ import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
 
 from lit_linreg.errors import UsageError
+from lit_linreg.report import shown_path
 
 
 class PredictionWriter(BasePredictionWriter):
@@ -26,4 +27,4 @@ class PredictionWriter(BasePredictionWriter):
         values = torch.cat(predictions).double().cpu().numpy()
         source = data.predict_table()
         path = source.write(values, f"{data.target}_prediction", Path(log_dir))
-        print(f"{len(values)} predictions of {data.target} written to {path}")
+        print(f"{len(values)} predictions of {data.target} written to {shown_path(path)}")

@@ -16,7 +16,7 @@ from lit_linreg.callbacks.checkpoint import LastCheckpoint
 from lit_linreg.errors import UsageError
 from lit_linreg.losses import elementwise
 from lit_linreg.model import LinearRegression
-from lit_linreg.report import SgdResult, build_summary, format_lines, format_table
+from lit_linreg.report import SgdResult, build_summary, format_lines, format_table, shown_path
 from lit_linreg.stats.analysis import TooBig, analyse
 from lit_linreg.stats.moments import row_chunks
 
@@ -106,12 +106,12 @@ class RunSummary(L.Callback):
                 trainer.logger.experiment.add_figure("report", figure, trainer.global_step)
         done = f"{summary['global_step']} steps in {summary['fit_seconds']:.2f} s"
         if summary["interrupted"]:
-            config = Path(log_dir) / "config.yaml"
+            config, checkpoint = Path(log_dir) / "config.yaml", Path(log_dir) / "checkpoints" / "last.ckpt"
             print(
-                f"interrupted at step {summary['global_step']}; resume with: python train.py fit --config {config} "
-                f"--ckpt_path {Path(log_dir) / 'checkpoints' / 'last.ckpt'}"
+                f"interrupted at step {summary['global_step']}; resume with: python train.py fit "
+                f"--config {shown_path(config)} --ckpt_path {shown_path(checkpoint)}"
             )
-        print(f"{done}; logs and summary.json in {log_dir}")
+        print(f"{done}; logs and summary.json in {shown_path(log_dir)}")
 
     def summarize(self, trainer: L.Trainer, model: LinearRegression) -> dict:
         data = trainer.datamodule
