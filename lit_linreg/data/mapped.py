@@ -30,7 +30,10 @@ from lit_linreg.data.table import (
     Columns,
     choose_columns,
     csv_header,
+    csv_reader,
     file_format,
+    first_line,
+    is_text,
     missing_cells,
     missing_error,
     resolve_columns,
@@ -94,7 +97,7 @@ def _write_cache(path, target, features, categorical, missing, delimiter, data_f
     used = [*features, target]
     named = set(categorical)
     # Fixed for every block (a CSV's types are otherwise guessed from its first block): text stays text.
-    types = {n: pa.string() if n in named or _text(schema.field(n).type) else pa.float64() for n in used}
+    types = {n: pa.string() if n in named or is_text(schema.field(n).type) else pa.float64() for n in used}
     text = [name for name in used if types[name] == pa.string()]  # the levels pass reads only these columns
     columns = resolve_columns(_batches(path, text, delimiter, types), schema, target, features, categorical, path)
     floats = all(pa.types.is_float32(schema.field(name).type) for name in used)
@@ -146,10 +149,6 @@ def _write_cache(path, target, features, categorical, missing, delimiter, data_f
     os.replace(temporary, sidecar)
 
 
-def _text(kind: pa.DataType) -> bool:
-    return pa.types.is_string(kind) or pa.types.is_large_string(kind)
-
-
 def _schema(path: str, delimiter: str | None) -> pa.Schema:
     """The file's column names and types, without reading its rows (CSV: inferred from its first block)."""
     kind = file_format(path)
@@ -163,8 +162,7 @@ def _schema(path: str, delimiter: str | None) -> pa.Schema:
                 return pa.ipc.open_file(source).schema
         return _csv_reader(path, None, delimiter).schema
     except pa.ArrowInvalid as err:
-        reason = (str(err).strip().splitlines() or ["unreadable"])[0][:160]
-        raise UsageError(f"--data.path {path} is not a readable {kind} file ({reason})") from None
+        raise UsageError(f"--data.path {path} is not a readable {kind} file ({first_line(err)})") from None
 
 
 def _batches(path: str, used: list[str], delimiter: str | None, types: dict | None = None) -> Iterator[pa.RecordBatch]:
@@ -185,17 +183,9 @@ def _batches(path: str, used: list[str], delimiter: str | None, types: dict | No
         else:
             yield from _csv_reader(path, used, delimiter, {n: t for n, t in (types or {}).items() if n in used})
     except pa.ArrowInvalid as err:
-        reason = (str(err).strip().splitlines() or ["unreadable"])[0][:160]
-        raise UsageError(f"--data.path {path} could not be read ({reason})") from None
+        raise UsageError(f"--data.path {path} could not be read ({first_line(err)})") from None
 
 
 def _csv_reader(path: str, used: list[str] | None, delimiter: str | None, types: dict | None = None):
-    from pyarrow import csv as pa_csv
-
     header, delimiter = csv_header(path, "--data.path", delimiter)
-    return pa_csv.open_csv(
-        path,
-        read_options=pa_csv.ReadOptions(column_names=header, skip_rows=1, block_size=1 << 24),
-        parse_options=pa_csv.ParseOptions(delimiter=delimiter),
-        convert_options=pa_csv.ConvertOptions(include_columns=used, column_types=types or {}, strings_can_be_null=True),
-    )
+    return csv_reader(path, header, delimiter, used, types, block_size=1 << 24)
