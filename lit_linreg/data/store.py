@@ -88,7 +88,7 @@ class PredictTable:
     def write(self, predictions: np.ndarray, column: str, directory: Path) -> Path:
         """The rows with ``column`` appended, as predictions.<the input's format> in ``directory``."""
         kind = file_format(self.path) if self.path else "csv"
-        out = directory / f"predictions.{ {'csv': 'csv', 'parquet': 'parquet', 'arrow': 'arrow'}[kind] }"
+        out = directory / f"predictions.{kind}"
         out.parent.mkdir(parents=True, exist_ok=True)
         values = np.full(self.table.num_rows, np.nan) if self.complete is not None else predictions
         if self.complete is not None:

@@ -313,7 +313,7 @@ def to_design(
 
 def _numeric(column: pa.ChunkedArray, name: str, path: str, line) -> np.ndarray:
     """The column as float64 (a read-only view where Arrow allows), each cell checked to be a finite number."""
-    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+    if is_text(column.type):
         for row, value in enumerate(column.to_pylist()):
             if value is not None and not _is_number(value):
                 raise UsageError(f"{path} line {line(row)}, column {name!r}: {value!r} is not a number")
@@ -336,7 +336,7 @@ def missing_cells(table: pa.Table, used: list[str]) -> tuple[dict[str, int], np.
 
 
 def missing_error(path: str, counts: dict[str, int], lines: list[int], rows: int) -> UsageError:
-    per_column = ", ".join(f"{name!r} {count}" for name, count in counts.items() if count)
+    per_column = _per_column(counts)
     shown = ", ".join(map(str, lines[:5])) + (", ..." if rows > 5 else "")
     return UsageError(
         f"{path} has {sum(counts.values())} missing cells ({per_column}; lines {shown}): "
@@ -356,10 +356,15 @@ def missing_rows(table: pa.Table, used: list[str], path: str, missing: str) -> t
         rows = np.flatnonzero(incomplete)
         raise missing_error(path, counts, [int(r) + 2 for r in rows[:5]], len(rows))
     dropped = int(incomplete.sum())
-    per_column = ", ".join(f"{name!r} {count}" for name, count in counts.items() if count)
+    per_column = _per_column(counts)
     if dropped == table.num_rows:
         raise UsageError(f"{path}: every row has a missing cell ({per_column}), so --data.missing drop leaves none")
     return ~incomplete, [f"dropped {dropped} of {table.num_rows} rows of {path} with missing cells ({per_column})"]
+
+
+def _per_column(counts: dict[str, int]) -> str:
+    """Missing cells per column, for the messages: "'ads' 2, 'sales' 1"."""
+    return ", ".join(f"{name!r} {count}" for name, count in counts.items() if count)
 
 
 def check_delimiter(delimiter: str | None) -> None:
