@@ -22,9 +22,9 @@ RUN += ["--report.optimum", "false", "--report.plot", "false"]
 DDP = ["--config", str(CONFIGS / "ddp.yaml"), "--trainer.max_epochs", "10"]
 
 
-def start(cwd: Path, *args: str, slow_fsync: float = 0.0) -> subprocess.Popen:
+def start(cwd: Path, *args: str, hang_in_fsync: bool = False) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(FAULT_INJECTION), str(ROOT)])}
-    env["LIT_LINREG_SLOW_FSYNC"] = str(slow_fsync)
+    env["LIT_LINREG_HANG_IN_FSYNC"] = "1" if hang_in_fsync else "0"
     cwd.mkdir(parents=True, exist_ok=True)
     return subprocess.Popen(
         [sys.executable, str(ROOT / "train.py"), "fit", *RUN, *args],
@@ -83,10 +83,16 @@ def assert_same_bits(a: dict, b: dict) -> None:
         assert torch.equal(a["state_dict"][name], b["state_dict"][name]), name
 
 
+def run_directories(cwd: Path) -> list[Path]:
+    return list(cwd.glob("lightning_logs/version_*"))
+
+
 def kill_at_startup(cwd: Path, *args: str) -> None:
-    before = saved_step(cwd)
-    process = start(cwd, *args, *resume_args(cwd))
-    time.sleep(1.0)  # still importing: nothing written yet
+    """Kills once the new run's directory exists, before its first checkpoint: a hanging fsync holds the first
+    write open, so the kill lands before any checkpoint is complete however fast the machine is."""
+    before, directories = saved_step(cwd), len(run_directories(cwd))
+    process = start(cwd, *args, *resume_args(cwd), hang_in_fsync=True)
+    wait_for(lambda: len(run_directories(cwd)) > directories)
     kill_group(process)
     assert saved_step(cwd) == before
 
@@ -103,7 +109,7 @@ def kill_mid_training(cwd: Path, *args: str) -> None:
 def kill_during_a_checkpoint_write(cwd: Path, *args: str) -> None:
     for stale in cwd.glob("lightning_logs/version_*/checkpoints/.last.ckpt.partial"):
         stale.unlink()  # left by an earlier kill: wait for this process's own write
-    process = start(cwd, *args, *resume_args(cwd), slow_fsync=0.5)
+    process = start(cwd, *args, *resume_args(cwd), hang_in_fsync=True)
     wait_for(lambda: any(cwd.glob("lightning_logs/version_*/checkpoints/.last.ckpt.partial")))
     kill_group(process)
     assert any(cwd.glob("lightning_logs/version_*/checkpoints/.last.ckpt.partial")), "killed mid-write"
@@ -127,9 +133,9 @@ def test_ctrl_c_writes_a_resumable_checkpoint_and_a_marked_summary(tmp_path):
     table += ["--checkpoint.every_seconds", "3600"]  # no save before the interrupt
     reference = finish(tmp_path / "uninterrupted", *table)
     cwd = tmp_path / "interrupted"
-    progress = '{"class_path": "lit_linreg.callbacks.LogLines", "init_args": {"every_seconds": 0.05}}'
+    progress = '{"class_path": "lit_linreg.callbacks.LogLines", "init_args": {"every_seconds": 0}}'  # every epoch
     process = start(cwd, *table, "--trainer.callbacks+", progress)
-    assert process.stdout.readline().startswith("epoch ")  # training is under way
+    assert process.stdout.readline().startswith("epoch 0,")  # training is under way, 59 epochs to go
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=60)
     assert process.returncode == 130, err[-2000:]

@@ -1,18 +1,18 @@
-"""Loaded by the fault-injection tests' training processes (PYTHONPATH) to widen the checkpoint-write window.
+"""Loaded by the fault-injection tests' training processes (PYTHONPATH) to hold a checkpoint write open.
 
-With LIT_LINREG_SLOW_FSYNC=<seconds>, every fsync sleeps that long after flushing. Only checkpoint writes
-fsync, between writing ``.last.ckpt.partial`` and renaming it over ``last.ckpt``, so a test that sees the
-partial file can SIGKILL the process in the middle of a checkpoint write, every time.
+With LIT_LINREG_HANG_IN_FSYNC=1, the first fsync never returns. Only checkpoint writes fsync, between writing
+``.last.ckpt.partial`` and renaming it over ``last.ckpt``, so a test that sees the partial file can SIGKILL the
+process in the middle of a checkpoint write, every time, however fast or slow the machine.
 """
 
 import os
-import time
+import threading
 
-if delay := float(os.environ.get("LIT_LINREG_SLOW_FSYNC", "0")):
+if os.environ.get("LIT_LINREG_HANG_IN_FSYNC") == "1":
     _fsync = os.fsync
 
-    def _slow_fsync(fd: int) -> None:
+    def _hanging_fsync(fd: int) -> None:
         _fsync(fd)
-        time.sleep(delay)
+        threading.Event().wait()  # until the test kills the process
 
-    os.fsync = _slow_fsync
+    os.fsync = _hanging_fsync
