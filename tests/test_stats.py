@@ -75,6 +75,22 @@ def test_least_absolute_deviations_is_the_exact_lp_optimum():
         assert ours_loss <= exact_loss * (1 + 1e-12)
 
 
+@pytest.mark.parametrize("seed, n, noise", [(1, 40, "t3"), (5, 20, "t3"), (12, 101, "counts"), (25, 40, "normal")])
+def test_least_absolute_deviations_with_a_balanced_binary_column_is_the_lp_optimum(seed, n, noise):
+    """A 0/1 column alternating row by row can make the rows fitted exactly at a vertex dependent (a singular
+    basis): the solver must still finish at the optimum. These seeds are tables on which it once raised."""
+    rng = np.random.default_rng(seed)
+    x = np.c_[rng.normal(size=n), np.arange(n) % 2]
+    error = {"t3": rng.standard_t(3, n), "counts": rng.integers(0, 3, n), "normal": rng.normal(size=n)}[noise]
+    y = np.round(1 + 2 * x[:, 0] + 3 * x[:, 1] + error, 0 if noise == "counts" else 12)
+    design = np.c_[x, np.ones(n)]
+    highs = optimize.linprog(-y, A_eq=design.T, b_eq=np.zeros(3), bounds=(-1 / n, 1 / n), method="highs-ds")
+    ours = run(x, y, "mae")
+    ours_coef = np.r_[[c.estimate for c in ours.weights], ours.bias.estimate]
+    ours_loss, exact_loss = (np.abs(design @ c - y).mean() for c in (ours_coef, -highs.eqlin.marginals))
+    assert ours_loss <= exact_loss * (1 + 1e-12)
+
+
 def test_optima_are_optimal_for_every_loss():
     x, y = table(200, 5)
     design = np.c_[x, np.ones(200)]

@@ -186,18 +186,42 @@ def _exact_vertex(rows: DesignRows, beta: Tensor) -> Tensor | None:
     if rows.n < p:
         return None
     residual = rows.residuals(beta)
-    basis = residual.abs().topk(p, largest=False).indices
+    # The rows nearest the fit, skipping any that depends on those before it: with a 0/1 column, say, the p
+    # nearest rows are often dependent, and a vertex needs p independent ones.
+    nearest = residual.abs().topk(min(rows.n, 4 * p), largest=False).indices
+    d_near, _ = _rows_at(rows, nearest)
+    independent = _independent_rows(d_near, p)
+    if independent is None:
+        return None
+    basis = nearest[independent]
     d_h, t_h = _rows_at(rows, basis)
     try:
         vertex = torch.linalg.solve(d_h, t_h)
-    except RuntimeError:  # singular: repeated or dependent rows in the basis
+        signs = rows.residuals(vertex).sign()
+        signs[basis] = 0
+        a = torch.linalg.solve(d_h.T, -rows.rmatvec(signs))
+    except RuntimeError:  # singular: repeated or dependent rows in the basis (a 0/1 column's rows, say)
         return None
-    signs = rows.residuals(vertex).sign()
-    signs[basis] = 0
-    a = torch.linalg.solve(d_h.T, -rows.rmatvec(signs))
     if not torch.isfinite(a).all() or float(a.abs().max()) > 1 + 1e-9:
         return None
     return vertex
+
+
+def _independent_rows(d: Tensor, p: int) -> Tensor | None:
+    """The first p rows of ``d`` (in order) that are linearly independent of the rows taken before them, by
+    Gram-Schmidt; None if there are not p of them."""
+    taken: list[int] = []
+    orthonormal = torch.empty(0, d.shape[1], dtype=d.dtype)
+    for i, row in enumerate(d):
+        rest = row - orthonormal.T @ (orthonormal @ row)
+        rest = rest - orthonormal.T @ (orthonormal @ rest)  # twice is enough (Kahan), in float64
+        size = float(rest.norm())
+        if size > 1e-9 * max(float(row.norm()), 1e-300):
+            taken.append(i)
+            orthonormal = torch.cat([orthonormal, (rest / size)[None]])
+            if len(taken) == p:
+                return torch.tensor(taken)
+    return None
 
 
 def _rows_at(rows: DesignRows, index: Tensor) -> tuple[Tensor, Tensor]:
