@@ -5,7 +5,8 @@ settings from the checkpoint, so the same checkpoint gives the same numbers what
 names. A model or data argument given on the command line (or in a config) that differs from the checkpoint is
 refused in one line naming each difference. Arguments that only say which rows to read are allowed: for the
 evaluating commands the table (``--data.path``, to measure other rows), ``--data.predict_path``,
-``--data.delimiter``, ``--data.missing``, ``--data.memory_map``; trainer arguments are free everywhere.
+``--data.delimiter``, ``--data.encoding``, ``--data.missing``, ``--data.memory_map``; trainer arguments are free
+everywhere.
 """
 
 from __future__ import annotations
@@ -19,11 +20,13 @@ import torch
 from lit_linreg.errors import UsageError
 
 EVALUATING = ("validate", "test", "predict")
-ROW_ARGUMENTS = {"path", "predict_path", "delimiter", "missing", "memory_map"}
-RESUME_ROW_ARGUMENTS = {"predict_path", "delimiter", "memory_map"}
+ROW_ARGUMENTS = {"path", "predict_path", "delimiter", "encoding", "missing", "memory_map"}
+RESUME_ROW_ARGUMENTS = {"predict_path", "delimiter", "encoding", "memory_map"}
 # The model learns these from the data (links), and the data's columns are the checkpoint's when evaluating.
 LINKED = {"n_features", "feature_names", "target"}
 COLUMNS = {"target", "features", "categorical"}
+# The model's tensors with one entry per feature.
+PER_FEATURE = ("w", "x_mean", "x_scale", "w_average")
 
 
 def read_checkpoint(path: str) -> dict[str, Any]:
@@ -42,6 +45,14 @@ def read_checkpoint(path: str) -> dict[str, Any]:
     state = checkpoint.get("state_dict") if isinstance(checkpoint, dict) else None
     if not isinstance(state, dict) or not {"w", "b"} <= set(state):
         raise UsageError(f"--ckpt_path {path} is not a lit_linreg checkpoint (it holds no w and b)")
+    n_features = checkpoint.get("hyper_parameters", {}).get("n_features")
+    shapes = {name: tuple(state[name].shape) for name in PER_FEATURE if isinstance(state.get(name), torch.Tensor)}
+    if not isinstance(n_features, int) or any(shape != (n_features,) for shape in shapes.values()):
+        found = ", ".join(f"{name} {list(shape)}" for name, shape in shapes.items())
+        raise UsageError(
+            f"--ckpt_path {path} does not hold one weight per feature ({n_features} features; {found}): it was "
+            "damaged or edited"
+        )
     return checkpoint
 
 

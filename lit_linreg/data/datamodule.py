@@ -14,12 +14,12 @@ from lit_linreg.data.planted import TUTORIAL_FEATURES, TUTORIAL_TARGET, planted_
 from lit_linreg.data.rows import Batch, BatchLoader, Rows, whole_batch
 from lit_linreg.data.sampler import StepBatches
 from lit_linreg.data.store import PredictTable, load_design
-from lit_linreg.data.table import Columns, check_delimiter, choose_columns, read_file, resolve_columns
+from lit_linreg.data.table import Columns, CsvFormat, choose_columns, read_file, resolve_columns
 from lit_linreg.errors import UsageError
 from lit_linreg.stats.training import TrainingStatistics
 
 PLANTED_ARGS = ["n_samples", "true_w", "true_b", "noise_std", "noise_mean", "feature_names"]
-TABLE_ARGS = ["path", "target", "features", "categorical", "missing", "delimiter", "memory_map"]
+TABLE_ARGS = ["path", "target", "features", "categorical", "missing", "delimiter", "encoding", "memory_map"]
 # The shortest epoch ``passes_per_epoch: null`` makes: the tutorial's (500 rows at batch 16).
 MIN_STEPS_PER_EPOCH = 32
 EVALUATION_BATCH = 65_536  # rows per evaluation batch: speed only, the metrics are sums
@@ -48,6 +48,7 @@ class LinRegDataModule(L.LightningDataModule):
         missing: what to do with rows that have an empty cell in a used column: ``error`` (list them) or
             ``drop`` (leave them out and say how many).
         delimiter: the CSV delimiter; ``null`` detects it from the header line.
+        encoding: the CSV's text encoding (``latin-1`` or ``cp1252`` for many spreadsheet exports).
         memory_map: train from a memory-mapped copy of the table (written once beside it) instead of memory:
             for tables larger than the memory you want to give them.
         predict_path: the file ``predict`` reads (the feature columns; the target column is optional).
@@ -78,6 +79,7 @@ class LinRegDataModule(L.LightningDataModule):
         categorical: list[str] | str | dict[str, list[str]] | None = None,
         missing: Literal["error", "drop"] = "error",
         delimiter: str | None = None,
+        encoding: str = "utf-8",
         memory_map: bool = False,
         predict_path: str | None = None,
         batch_size: int | None = 16,
@@ -97,7 +99,7 @@ class LinRegDataModule(L.LightningDataModule):
             raise UsageError(f"--data.val_fraction must be in [0, 1), got {val_fraction}")
         if missing not in ("error", "drop"):
             raise UsageError(f"--data.missing must be error or drop, got {missing!r}")
-        check_delimiter(delimiter)
+        self.csv_format = CsvFormat(delimiter, encoding)
         if path is not None and csv_path is not None and path != csv_path:
             raise UsageError(f"--data.path {path} and --data.csv_path {csv_path} name different tables: give one")
         path = path if path is not None else csv_path
@@ -140,11 +142,11 @@ class LinRegDataModule(L.LightningDataModule):
         if hp.memory_map:  # streamed into the memory-mapped cache, which remembers the columns it made
             from lit_linreg.data.mapped import open_mapped
 
-            self._mapped = open_mapped(path, target, features, categorical, hp.missing, hp.delimiter)
+            self._mapped = open_mapped(path, target, features, categorical, hp.missing, self.csv_format)
             return self._mapped.columns
         if features is not None and isinstance(categorical, dict):  # fully given (from a checkpoint, say)
             return Columns(target, list(features), {k: list(v) for k, v in categorical.items()})
-        self._table = read_file(path, "--data.path", hp.delimiter)
+        self._table = read_file(path, "--data.path", self.csv_format)
         features = choose_columns(self._table.column_names, target, features, path)
         self._table = self._table.select([*features, target])
         return resolve_columns([self._table], self._table.schema, target, features, categorical or [], path)
@@ -199,7 +201,7 @@ class LinRegDataModule(L.LightningDataModule):
             x, y, self._statistics = self._mapped.x, self._mapped.y, self._mapped.statistics
             self.notes.extend(self._mapped.notes)
         else:
-            x, y, notes = load_design(self._table, self.columns, hp.path, hp.missing, hp.delimiter)
+            x, y, notes = load_design(self._table, self.columns, hp.path, hp.missing, self.csv_format)
             self._table = None
             self.notes.extend(notes)
         self.n_rows = len(x)
@@ -300,7 +302,7 @@ class LinRegDataModule(L.LightningDataModule):
             path = hp.predict_path or hp.get("path")
             if path is not None:
                 columns = self.columns or Columns(self.target, list(self.feature_names), {})
-                self._predict_table = PredictTable.read(path, columns, hp.get("delimiter"), hp.get("missing", "error"))
+                self._predict_table = PredictTable.read(path, columns, self.csv_format, hp.get("missing", "error"))
             else:
                 self.setup("predict")
                 self._predict_table = PredictTable.of_rows(self.x, self.y, self.feature_names, self.target)

@@ -28,7 +28,9 @@ from torch import Tensor
 
 from lit_linreg.data.table import (
     Columns,
+    CsvFormat,
     choose_columns,
+    csv_error,
     csv_header,
     csv_reader,
     file_format,
@@ -36,6 +38,7 @@ from lit_linreg.data.table import (
     is_text,
     missing_cells,
     missing_error,
+    refuse_binary,
     resolve_columns,
     to_design,
 )
@@ -57,15 +60,15 @@ class MappedTable:
     statistics: TrainingStatistics
 
 
-def open_mapped(path: str, target: str, features, categorical, missing: str, delimiter: str | None) -> MappedTable:
+def open_mapped(path: str, target: str, features, categorical, missing: str, csv_format: CsvFormat) -> MappedTable:
     """The table's cache, written first (once, under a lock, whoever asks) if it does not exist yet."""
     if not Path(path).is_file():
         raise UsageError(f"--data.path {path}: no such file")
-    data_file, sidecar = _cache_paths(path, [target, features, categorical, missing])
+    data_file, sidecar = _cache_paths(path, [target, features, categorical, missing, csv_format.encoding])
     with open(sidecar.with_suffix(".lock"), "w") as lock:  # one writer, even with several DDP ranks starting
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not sidecar.exists():
-            _write_cache(path, target, features, categorical, missing, delimiter, data_file, sidecar)
+            _write_cache(path, target, features, categorical, missing, csv_format, data_file, sidecar)
     meta = json.loads(sidecar.read_text())
     columns = Columns(target, meta["features"], meta["categorical"])
     width = len(columns.names) + 1
@@ -87,11 +90,11 @@ def _cache_paths(path: str, arguments: list) -> tuple[Path, Path]:
     return Path(f"{stem}.bin"), Path(f"{stem}.json")
 
 
-def _write_cache(path, target, features, categorical, missing, delimiter, data_file: Path, sidecar: Path) -> None:
+def _write_cache(path, target, features, categorical, missing, csv_format, data_file: Path, sidecar: Path) -> None:
     for stale in data_file.parent.glob(f".{Path(path).name}.*.lit_linreg.*"):
         if not stale.name.startswith(data_file.name.removesuffix(".bin")):
             stale.unlink(missing_ok=True)  # an older cache of this table
-    schema = _schema(path, delimiter)
+    schema = _schema(path, csv_format)
     features = choose_columns(schema.names, target, [features] if isinstance(features, str) else features, path)
     categorical = [categorical] if isinstance(categorical, str) else categorical or []
     used = [*features, target]
@@ -99,13 +102,13 @@ def _write_cache(path, target, features, categorical, missing, delimiter, data_f
     # Fixed for every block (a CSV's types are otherwise guessed from its first block): text stays text.
     types = {n: pa.string() if n in named or is_text(schema.field(n).type) else pa.float64() for n in used}
     text = [name for name in used if types[name] == pa.string()]  # the levels pass reads only these columns
-    columns = resolve_columns(_batches(path, text, delimiter, types), schema, target, features, categorical, path)
+    columns = resolve_columns(_batches(path, text, csv_format, types), schema, target, features, categorical, path)
     floats = all(pa.types.is_float32(schema.field(name).type) for name in used)
     dtype = np.float32 if floats and not columns.categorical else np.float64
     partial = data_file.with_suffix(".bin.partial")
     sums, rows, first_row, counts, missing_lines, incomplete_rows = None, 0, 0, {}, [], 0
     with open(partial, "wb") as out:
-        for batch in _batches(path, used, delimiter, types):
+        for batch in _batches(path, used, csv_format, types):
             table = pa.Table.from_batches([batch])
             batch_counts, incomplete = missing_cells(table, used)
             for name, count in batch_counts.items():
@@ -149,7 +152,7 @@ def _write_cache(path, target, features, categorical, missing, delimiter, data_f
     os.replace(temporary, sidecar)
 
 
-def _schema(path: str, delimiter: str | None) -> pa.Schema:
+def _schema(path: str, csv_format: CsvFormat) -> pa.Schema:
     """The file's column names and types, without reading its rows (CSV: inferred from its first block)."""
     kind = file_format(path)
     try:
@@ -160,12 +163,16 @@ def _schema(path: str, delimiter: str | None) -> pa.Schema:
         if kind == "arrow":
             with pa.memory_map(path) as source:
                 return pa.ipc.open_file(source).schema
-        return _csv_reader(path, None, delimiter).schema
+        schema = _csv_reader(path, None, csv_format).schema
+        refuse_binary(schema, path, "--data.path")
+        return schema
     except pa.ArrowInvalid as err:
+        if kind == "csv":
+            raise csv_error(err, path, "--data.path") from None
         raise UsageError(f"--data.path {path} is not a readable {kind} file ({first_line(err)})") from None
 
 
-def _batches(path: str, used: list[str], delimiter: str | None, types: dict | None = None) -> Iterator[pa.RecordBatch]:
+def _batches(path: str, used: list[str], csv_format: CsvFormat, types: dict | None = None) -> Iterator[pa.RecordBatch]:
     """The used columns, a block of rows at a time, whatever the format."""
     kind = file_format(path)
     try:
@@ -181,11 +188,13 @@ def _batches(path: str, used: list[str], delimiter: str | None, types: dict | No
                 for i in range(reader.num_record_batches):
                     yield reader.get_batch(i).select(used)
         else:
-            yield from _csv_reader(path, used, delimiter, {n: t for n, t in (types or {}).items() if n in used})
+            yield from _csv_reader(path, used, csv_format, {n: t for n, t in (types or {}).items() if n in used})
     except pa.ArrowInvalid as err:
+        if kind == "csv":
+            raise csv_error(err, path, "--data.path") from None
         raise UsageError(f"--data.path {path} could not be read ({first_line(err)})") from None
 
 
-def _csv_reader(path: str, used: list[str] | None, delimiter: str | None, types: dict | None = None):
-    header, delimiter = csv_header(path, "--data.path", delimiter)
-    return csv_reader(path, header, delimiter, used, types, block_size=1 << 24)
+def _csv_reader(path: str, used: list[str] | None, csv_format: CsvFormat, types: dict | None = None):
+    header, delimiter = csv_header(path, "--data.path", csv_format)
+    return csv_reader(path, header, delimiter, csv_format.encoding, used, types, block_size=1 << 24)

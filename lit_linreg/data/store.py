@@ -14,12 +14,12 @@ import pyarrow as pa
 import torch
 from torch import Tensor
 
-from lit_linreg.data.table import Columns, file_format, missing_rows, read_file, to_design
+from lit_linreg.data.table import Columns, CsvFormat, file_format, missing_rows, read_file, to_design
 from lit_linreg.errors import UsageError
 
 
 def load_design(
-    table: pa.Table | None, columns: Columns, path: str, missing: str, delimiter: str | None
+    table: pa.Table | None, columns: Columns, path: str, missing: str, csv_format: CsvFormat
 ) -> tuple[Tensor, Tensor, list[str]]:
     """(X, y, notes) in memory, float64, from the table as read (or read now, with the columns given).
 
@@ -28,7 +28,7 @@ def load_design(
     copy of the whole table beside its conversion would take. The caller hands the table over (keeps no reference).
     """
     if table is None:
-        table = read_file(path, "--data.path", delimiter, [*columns.features, columns.target])
+        table = read_file(path, "--data.path", csv_format, [*columns.features, columns.target])
     # The missing-cell policy over the whole table at once (``error`` counts every missing cell).
     keep, notes = missing_rows(table, [*columns.features, columns.target], path, missing)
     rows = table.num_rows if keep is None else int(keep.sum())
@@ -65,8 +65,8 @@ class PredictTable:
     complete: np.ndarray | None = None  # which rows have every input (None: all of them)
 
     @staticmethod
-    def read(path: str, columns: Columns, delimiter: str | None = None, missing: str = "error") -> PredictTable:
-        table = read_file(path, "--data.predict_path", delimiter)
+    def read(path: str, columns: Columns, csv_format: CsvFormat, missing: str = "error") -> PredictTable:
+        table = read_file(path, "--data.predict_path", csv_format)
         absent = [name for name in columns.features if name not in table.column_names]
         if absent:
             raise UsageError(

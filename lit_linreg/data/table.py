@@ -1,4 +1,5 @@
-"""Tables from files: CSV (any delimiter), Parquet and Arrow/Feather, read by pyarrow into float64 columns.
+"""Tables from files: CSV (any delimiter, any encoding, compressed or not), Parquet and Arrow/Feather, read by
+pyarrow into float64 columns.
 
 A table becomes a design matrix in three steps, each refusing bad input in one line:
 
@@ -14,7 +15,9 @@ A table becomes a design matrix in three steps, each refusing bad input in one l
 
 from __future__ import annotations
 
+import codecs
 import csv
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +33,27 @@ ARROW_SUFFIXES = {".feather", ".arrow", ".ipc"}
 DELIMITERS = [",", ";", "\t", "|"]
 # A text column with more distinct values than this is an identifier, not a category.
 MAX_LEVELS = 1000
+# The largest magnitude a cell may have: the moments and Gram matrices of a fit sum squares of cells (and of
+# their products), which overflow float64 (1.8e308) long before a cell does.
+MAX_MAGNITUDE = 1e100
+
+
+@dataclass(frozen=True)
+class CsvFormat:
+    """How a CSV file is spelled: its delimiter (``None``: the one of , ; tab | that splits the header most) and
+    its text encoding. A ``.gz``, ``.bz2``, ``.zst`` or ``.lz4`` file is decompressed as it is read."""
+
+    delimiter: str | None = None
+    encoding: str = "utf-8"
+
+    def __post_init__(self) -> None:
+        delimiter = self.delimiter
+        if delimiter is not None and (len(delimiter) != 1 or delimiter in '\r\n"'):
+            raise UsageError(f"--data.delimiter must be one character other than a quote or newline, got {delimiter!r}")
+        try:
+            codecs.lookup(self.encoding)
+        except LookupError:
+            raise UsageError(f"--data.encoding {self.encoding!r} is not a text encoding Python knows") from None
 
 
 @dataclass
@@ -71,7 +95,7 @@ def file_format(path: str) -> str:
     return "csv"
 
 
-def read_file(path: str, option: str, delimiter: str | None = None, columns: list[str] | None = None) -> pa.Table:
+def read_file(path: str, option: str, csv_format: CsvFormat, columns: list[str] | None = None) -> pa.Table:
     """The file's columns (all, or ``columns``) as an Arrow table; any defect is one UsageError."""
     if not Path(path).is_file():
         raise UsageError(f"{option} {path}: no such file")
@@ -86,7 +110,7 @@ def read_file(path: str, option: str, delimiter: str | None = None, columns: lis
 
             table = feather.read_table(path, columns=columns, memory_map=True)
         else:
-            table = _read_csv(path, option, delimiter, columns)
+            table = _read_csv(path, option, csv_format, columns)
     except pa.ArrowInvalid as err:
         raise UsageError(f"{option} {path} is not a readable {kind} file ({first_line(err)})") from None
     except (OSError, pa.ArrowException) as err:
@@ -96,8 +120,8 @@ def read_file(path: str, option: str, delimiter: str | None = None, columns: lis
     return table
 
 
-def _read_csv(path: str, option: str, delimiter: str | None, columns: list[str] | None) -> pa.Table:
-    header, delimiter = csv_header(path, option, delimiter)
+def _read_csv(path: str, option: str, csv_format: CsvFormat, columns: list[str] | None) -> pa.Table:
+    header, delimiter = csv_header(path, option, csv_format)
     duplicates = sorted({name for name in header if header.count(name) > 1})
     if duplicates:
         raise UsageError(f"{option} {path}: the header names {', '.join(map(repr, duplicates))} more than once")
@@ -107,26 +131,58 @@ def _read_csv(path: str, option: str, delimiter: str | None, columns: list[str] 
             raise UsageError(f"{option} {path} lacks the column(s) {', '.join(map(repr, missing))}")
     try:
         # Streamed, a block at a time: pyarrow's one-shot reader peaks at ~5x the table it returns, this at ~1.7x.
-        reader = csv_reader(path, header, delimiter, columns)
+        reader = csv_reader(path, header, delimiter, csv_format.encoding, columns)
+        refuse_binary(reader.schema, path, option)
         return pa.Table.from_batches(list(reader), reader.schema)
     except pa.ArrowInvalid as err:
-        message = first_line(err)
-        if "Expected" in message and "columns" in message:  # a row with the wrong number of cells
-            raise UsageError(f"{path}: {message.replace('CSV parse error: ', '')}") from None
-        raise
+        raise csv_error(err, path, option) from None
 
 
-def csv_header(path: str, option: str, delimiter: str | None) -> tuple[list[str], str]:
+def csv_error(err: pa.ArrowInvalid, path: str, option: str) -> UsageError:
+    """pyarrow's complaint about a CSV's content, as one line that says what to do."""
+    message = first_line(err)
+    if "Expected" in message and "columns" in message:  # a row with the wrong number of cells
+        return UsageError(f"{path}: {message.replace('CSV parse error: ', '')}")
+    if "UTF8" in message:  # a text cell in another encoding (an Excel export in Latin-1, say)
+        return not_utf8(path, option)
+    return UsageError(f"{option} {path} is not a readable csv file ({message})")
+
+
+def not_utf8(path: str, option: str, column: str | None = None) -> UsageError:
+    where = f"column {column!r} of " if column else ""
+    return UsageError(
+        f"{option} {where}{path} has text that is not UTF-8: give its encoding, e.g. --data.encoding latin-1"
+    )
+
+
+def refuse_binary(schema: pa.Schema, path: str, option: str) -> None:
+    """pyarrow reads a CSV column whose cells are not valid text as bytes: a file in another encoding."""
+    for name, kind in zip(schema.names, schema.types, strict=True):
+        if pa.types.is_binary(kind) or pa.types.is_large_binary(kind):
+            raise not_utf8(path, option, name)
+
+
+def csv_header(path: str, option: str, csv_format: CsvFormat) -> tuple[list[str], str]:
     """The column names, and the delimiter: given, or the one of , ; tab | that splits the header most."""
-    with open(path, newline="", encoding="utf-8-sig") as file:
-        first = file.readline()
+    head = b""
+    try:
+        with pa.input_stream(path, compression="detect") as stream:  # decompressed, as pyarrow's reader will
+            while b"\n" not in head and (chunk := stream.read(1 << 16)):
+                head += chunk
+    except (OSError, pa.ArrowException) as err:
+        raise UsageError(f"{option} {path} could not be read ({first_line(err)})") from None
+    raw = head.split(b"\n", 1)[0].removeprefix(codecs.BOM_UTF8)
+    try:
+        first = raw.decode(csv_format.encoding)
+    except UnicodeDecodeError as err:
+        raise UsageError(
+            f"{option} {path}: its header is not {csv_format.encoding} (byte {raw[err.start]:#x}): give its encoding, "
+            "e.g. --data.encoding latin-1"
+        ) from None
     if not first.strip():
         raise UsageError(f"{option} {path} is empty: it needs a header line with the column names")
-    if delimiter is None:
-        delimiter = max(DELIMITERS, key=first.count)
-    header = [cell.strip() for cell in next(csv.reader([first], delimiter=delimiter))]
-    if first.startswith("\ufeff"):
-        header[0] = header[0].lstrip("\ufeff")
+    delimiter = csv_format.delimiter or max(DELIMITERS, key=first.count)
+    header = [cell.strip() for cell in next(csv.reader([first.rstrip("\r")], delimiter=delimiter))]
     return header, delimiter
 
 
@@ -134,6 +190,7 @@ def csv_reader(
     path: str,
     header: list[str],
     delimiter: str,
+    encoding: str,
     columns: list[str] | None = None,
     types: dict[str, pa.DataType] | None = None,
     block_size: int = 1 << 22,
@@ -143,7 +200,9 @@ def csv_reader(
 
     return pa_csv.open_csv(
         path,
-        read_options=pa_csv.ReadOptions(column_names=header, skip_rows=1, block_size=block_size),
+        read_options=pa_csv.ReadOptions(
+            column_names=header, skip_rows=1, block_size=block_size, encoding=_arrow_encoding(encoding)
+        ),
         parse_options=pa_csv.ParseOptions(delimiter=delimiter),
         convert_options=pa_csv.ConvertOptions(include_columns=columns, column_types=types, strings_can_be_null=True),
     )
@@ -165,6 +224,9 @@ def choose_columns(
     for name in features:
         if name not in header:
             raise UsageError(f"--data.features names {name!r}, which is not a column of {path} (columns: {listed})")
+    repeated = sorted({name for name in features if features.count(name) > 1})
+    if repeated:
+        raise UsageError(f"--data.features names {', '.join(map(repr, repeated))} more than once")
     if target in features:
         raise UsageError(f"--data.features includes the target {target!r}: a column cannot predict itself")
     if not features:
@@ -198,6 +260,7 @@ def resolve_columns(
             if name not in named:
                 if name not in numeric_looking:  # decided on the first block of rows
                     sample = column.drop_null().slice(0, 1000).to_pylist()
+                    _refuse_thousands_separators(sample, name, path)
                     numeric_looking[name] = sum(map(_is_number, sample)) >= max(1, len(sample) / 2)
                 if numeric_looking[name]:
                     _refuse_numbers_as_text(column, name, path, rows)
@@ -217,11 +280,26 @@ def resolve_columns(
         if len(chosen) > 50 and len(chosen) > rows / 2:
             _too_many_levels(name, path, len(chosen))
         levels[name] = chosen
-    return Columns(target, list(features), levels)
+    columns = Columns(target, list(features), levels)
+    names = columns.names
+    clashes = sorted({name for name in names if names.count(name) > 1})
+    if clashes:
+        raise UsageError(
+            f"{path}: the feature name(s) {', '.join(map(repr, clashes))} would stand for two weights (a column of "
+            "that name and a categorical column's indicator): rename one of the columns"
+        )
+    return columns
 
 
 def is_text(kind: pa.DataType) -> bool:
-    return pa.types.is_string(kind) or pa.types.is_large_string(kind)
+    """Whether a column of this type holds categories: text, dictionary-encoded values (how pandas saves a
+    ``category`` column) and booleans (levels false and true)."""
+    return (
+        pa.types.is_string(kind)
+        or pa.types.is_large_string(kind)
+        or pa.types.is_dictionary(kind)
+        or pa.types.is_boolean(kind)
+    )
 
 
 def _too_many_levels(name: str, path: str, count: int) -> None:
@@ -239,6 +317,21 @@ def _refuse_numbers_as_text(column: pa.ChunkedArray | pa.Array, name: str, path:
                 f"{path} line {first_row + row + 2}, column {name!r}: {value!r} is not a number "
                 "(name the column in --data.categorical if it is a category)"
             )
+
+
+THOUSANDS = re.compile(r"[+-]?\d{1,3}([,.' ]\d{3})+([.,]\d+)?")
+
+
+def _refuse_thousands_separators(sample: list, name: str, path: str) -> None:
+    """Numbers written as "1,001" are not a category with a level per number: refused, not parsed, since "1.001"
+    means one or a thousand and one depending on the locale."""
+    texts = [value.strip() for value in sample if isinstance(value, str)]
+    grouped = [text for text in texts if not _is_number(text) and THOUSANDS.fullmatch(text)]
+    if grouped and len(grouped) + sum(map(_is_number, texts)) >= len(texts) / 2:
+        raise UsageError(
+            f"column {name!r} of {path} has numbers written with thousands separators ({grouped[0]!r}): write "
+            "them without separators, or name the column in --data.categorical if it is a category"
+        )
 
 
 def _is_number(text: str) -> bool:
@@ -312,16 +405,36 @@ def to_design(
 
 
 def _numeric(column: pa.ChunkedArray, name: str, path: str, line) -> np.ndarray:
-    """The column as float64 (a read-only view where Arrow allows), each cell checked to be a finite number."""
-    if is_text(column.type):
+    """The column as float64 (a read-only view where Arrow allows), each cell checked to be a finite number of a
+    size whose squares float64 can sum."""
+    kind = column.type
+    if pa.types.is_temporal(kind):
+        raise UsageError(
+            f"column {name!r} of {path} holds dates or times ({kind}): turn it into a number you can interpret "
+            "(a year, days since an event) or leave it out of --data.features"
+        )
+    if not (is_text(kind) or pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind)):
+        raise UsageError(f"column {name!r} of {path} holds {kind} values, not numbers: leave it out of --data.features")
+    if is_text(kind):
         for row, value in enumerate(column.to_pylist()):
             if value is not None and not _is_number(value):
                 raise UsageError(f"{path} line {line(row)}, column {name!r}: {value!r} is not a number")
         column = column.cast(pa.float64())
+    elif pa.types.is_integer(kind) and (inexact := np.flatnonzero(np.abs(column.to_numpy(), dtype=float) > 2**53)).size:
+        row = int(inexact[0])
+        raise UsageError(
+            f"{path} line {line(row)}, column {name!r}: {column[row].as_py()} is beyond 2**53, where float64 no "
+            "longer holds every integer: subtract an offset (or leave it out if it is an identifier)"
+        )
     values = column.to_numpy().astype(np.float64, copy=False)
-    if not np.isfinite(values).all():
-        row = int(np.flatnonzero(~np.isfinite(values))[0])
-        raise UsageError(f"{path} line {line(row)}, column {name!r}: '{float(values[row])}' is not a finite number")
+    bad = ~(np.abs(values) <= MAX_MAGNITUDE)  # NaN and infinities too
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        what = "is not a finite number" if not np.isfinite(values[row]) else f"is beyond {MAX_MAGNITUDE:g} in size"
+        raise UsageError(
+            f"{path} line {line(row)}, column {name!r}: '{float(values[row]):g}' {what}"
+            + ("" if not np.isfinite(values[row]) else ": the sums of squares a fit needs would overflow; rescale it")
+        )
     return values
 
 
@@ -367,6 +480,6 @@ def _per_column(counts: dict[str, int]) -> str:
     return ", ".join(f"{name!r} {count}" for name, count in counts.items() if count)
 
 
-def check_delimiter(delimiter: str | None) -> None:
-    if delimiter is not None and (len(delimiter) != 1 or delimiter in '\r\n"'):
-        raise UsageError(f"--data.delimiter must be one character other than a quote or newline, got {delimiter!r}")
+def _arrow_encoding(encoding: str) -> str:
+    # pyarrow reads UTF-8 itself and transcodes anything else through Python's codecs; a BOM is skipped either way.
+    return "utf8" if codecs.lookup(encoding).name in ("utf-8", "utf-8-sig") else encoding
