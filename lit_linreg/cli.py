@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
+import signal
 import sys
 import warnings
+from pathlib import Path
 
 import lightning as L
 import torch
@@ -70,6 +73,7 @@ class LinRegCLI(LightningCLI):
             return
         config = self.config[subcommand]
         quiet_console(config.log_level)
+        check_output_directory(config.trainer.get("default_root_dir") or os.getcwd())
         path = config.get("ckpt_path")
         if subcommand in EVALUATING and not path:
             raise UsageError(
@@ -89,9 +93,11 @@ class LinRegCLI(LightningCLI):
         # Each callback is called at every hook of every step (~7 µs a step here): only those the command uses.
         callbacks += SUBCOMMAND_CALLBACKS.get(self.subcommand, list)()
         if self.subcommand == "fit":
+            data = self.datamodule
+            # The rows are read, and a bad cell refused, before the trainer makes the run's directory; the batch
+            # size is chosen from them.
+            data.setup("fit")
             if trainer.get("max_epochs") is None and trainer.get("max_steps", -1) == -1:
-                data = self.datamodule
-                data.setup("fit")  # the batch size is chosen from the training rows
                 kwargs["max_epochs"] = data.recommended_epochs(run_steps(self.model.hparams.loss, data.batch_size))
             if not self.datamodule.hparams.val_fraction and trainer.get("limit_val_batches") is None:
                 kwargs["limit_val_batches"] = 0  # nothing held out: no validation loop at all
@@ -102,7 +108,19 @@ def _explicit_seed(seed: int | bool) -> int:
     # `seed_everything: true` would draw a random seed after the data's seed was set: refuse it.
     if isinstance(seed, bool):
         raise UsageError(f"--seed_everything must be an integer (it also seeds the data), got {seed}")
+    if not 0 <= seed < 2**32:  # what numpy's and Lightning's seeding accept
+        raise UsageError(f"--seed_everything must be in [0, 2**32), got {seed}")
     return seed
+
+
+def check_output_directory(root: str) -> None:
+    """Refuses, before anything runs, a run directory that cannot be made: under a file, or not writable."""
+    path = Path(root)
+    existing = next(p for p in [path, *path.parents] if p.exists())
+    if not existing.is_dir():
+        raise UsageError(f"--trainer.default_root_dir {root}: {existing} is a file, not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"--trainer.default_root_dir {root}: {existing} is not writable")
 
 
 def quiet_console(level: str) -> None:
@@ -124,34 +142,26 @@ def _peer_lost(err: RuntimeError) -> bool:
 
 
 def cli_main(args: list[str] | None = None, run: bool = True) -> LinRegCLI:
-    """Runs ``train.py``; tests call it in-process with ``args``. ``run=False`` only builds model, data, trainer."""
+    """Runs ``train.py``; tests call it in-process with ``args``. ``run=False`` only builds model, data, trainer.
+
+    Bad input ends in one line on stderr and a non-zero status, never a traceback; so do Ctrl-C before training,
+    a reader that stops early (``| head``), and a DDP peer that died.
+    """
     try:
-        cli = LinRegCLI(
-            LinearRegression,
-            LinRegDataModule,
-            parser_class=LinRegParser,
-            seed_everything_default=42,
-            auto_configure_optimizers=False,
-            save_config_kwargs={"overwrite": True},
-            trainer_defaults={
-                "max_epochs": 50,
-                # Our sampler already splits every global batch across ranks; Lightning's must not replace it.
-                "use_distributed_sampler": False,
-                # LastCheckpoint replaces Lightning's per-epoch ModelCheckpoint.
-                "enable_checkpointing": False,
-                "enable_model_summary": False,
-                # Nothing is logged per step (one self.log an epoch): 0 says so, and skips the step-log machinery.
-                "log_every_n_steps": 0,
-                "plugins": [{"class_path": "lit_linreg.callbacks.AtomicCheckpointIO"}],
-            },
-            args=args,
-            run=run,
-        )
+        cli = _run(args, run)
+        sys.stdout.flush()  # here, not at exit, so that a closed pipe is met in this function
     except (UsageError, MisconfigurationException) as err:  # bad input, ours or a combination Lightning refuses
         raise SystemExit(f"error: {' '.join(str(err).split())}") from None
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         raise SystemExit(INTERRUPTED) from None
+    except BrokenPipeError:
+        # `train.py fit | head -2`: the reader has gone, so there is no one to tell. Python would raise again
+        # flushing stdout at exit; the shell's status for a writer whose pipe closed is 128 + SIGPIPE.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise SystemExit(128 + signal.SIGPIPE) from None
+    except PermissionError as err:  # a run directory made read-only, or a file locked, while running
+        raise SystemExit(f"error: {err.filename or 'a file'} could not be written ({err.strerror})") from None
     except RuntimeError as err:
         if not _peer_lost(err):
             raise
@@ -159,13 +169,38 @@ def cli_main(args: list[str] | None = None, run: bool = True) -> LinRegCLI:
             "error: another process of this DDP run stopped, so no collective can complete; resume the run from "
             "its last.ckpt"
         ) from None
+    checkpoint = next((c for c in getattr(cli.trainer, "callbacks", []) if isinstance(c, LastCheckpoint)), None)
+    if run and checkpoint is not None and checkpoint.interrupted:
+        raise SystemExit(128 + (checkpoint.signal or signal.SIGINT))  # the shell's status for that signal
+    return cli
+
+
+def _run(args: list[str] | None, run: bool) -> LinRegCLI:
+    cli = LinRegCLI(
+        LinearRegression,
+        LinRegDataModule,
+        parser_class=LinRegParser,
+        seed_everything_default=42,
+        auto_configure_optimizers=False,
+        save_config_kwargs={"overwrite": True},
+        trainer_defaults={
+            "max_epochs": 50,
+            # Our sampler already splits every global batch across ranks; Lightning's must not replace it.
+            "use_distributed_sampler": False,
+            # LastCheckpoint replaces Lightning's per-epoch ModelCheckpoint.
+            "enable_checkpointing": False,
+            "enable_model_summary": False,
+            # Nothing is logged per step (one self.log an epoch): 0 says so, and skips the step-log machinery.
+            "log_every_n_steps": 0,
+            "plugins": [{"class_path": "lit_linreg.callbacks.AtomicCheckpointIO"}],
+        },
+        args=args,
+        run=run,
+    )
     if run:
         # Every rank leaves together. A rank leaving right after a collective (rank 1 after the report's log_dir
         # broadcast) can reach Python's shutdown while gloo's worker thread still releases that collective's
         # tensors; the thread then aborts the process ("terminate called without an active exception"). Waiting
         # here gives it the interpreter's lock meanwhile. A no-op in one process.
         cli.trainer.strategy.barrier("exit")
-    checkpoint = next((c for c in getattr(cli.trainer, "callbacks", []) if isinstance(c, LastCheckpoint)), None)
-    if run and checkpoint is not None and checkpoint.interrupted:
-        raise SystemExit(INTERRUPTED)
     return cli

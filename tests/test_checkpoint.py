@@ -111,11 +111,16 @@ def test_broken_or_foreign_checkpoints_get_one_line(tmp_path, saved_checkpoint):
     text.write_text("not a checkpoint\n")
     foreign = tmp_path / "foreign.ckpt"
     torch.save({"state_dict": {"weight": torch.zeros(3)}}, foreign)
+    reshaped = tmp_path / "reshaped.ckpt"  # this project's checkpoint with a w of another shape
+    checkpoint = torch.load(saved_checkpoint, weights_only=True)
+    checkpoint["state_dict"]["w"] = torch.zeros(5)
+    torch.save(checkpoint, reshaped)
     expected = {
         tmp_path / "missing.ckpt": "no such file",
         truncated: "not a readable checkpoint",
         text: "not a torch checkpoint",
         foreign: "not a lit_linreg checkpoint",
+        reshaped: "does not hold one weight per feature (4 features; w [5], x_mean [4], x_scale [4], w_average [4])",
     }
     for path, reason in expected.items():
         for subcommand in ("fit", "test"):

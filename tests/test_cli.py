@@ -1,10 +1,13 @@
 """The command line: configs that stack, overrides that reach the objects, links, and one-line errors."""
 
+import subprocess
+import sys
+
 import pytest
 import yaml
 
 from lit_linreg.cli import cli_main
-from tests.conftest import CONFIGS, DIABETES, command_error, fit, fit_error, run_train
+from tests.conftest import CONFIGS, DIABETES, NO_PLOT, ROOT, command_error, fit, fit_error, run_train
 
 
 def printed_config(capsys, *args: str) -> dict:
@@ -83,6 +86,9 @@ def test_config_is_saved_and_rerun_into_the_same_directory_works(tmp_path):
         (["--report.covariance", "hc9"], ["report.covariance", "hc9"]),
         (["--data.passes_per_epoch", "0"], ["--data.passes_per_epoch", "0"]),
         (["--trainer.callbacks+", "lit_linreg.callbacks.LogLines"], ["enable_progress_bar=False", "LogLines"]),
+        (["--seed_everything", "-1"], ["--seed_everything must be in [0, 2**32), got -1"]),
+        (["--seed_everything", str(2**32)], ["--seed_everything must be in [0, 2**32), got 4294967296"]),
+        (["--data.encoding", "no-such-codec"], ["--data.encoding 'no-such-codec'"]),
     ],
 )
 def test_bad_values_get_a_one_line_error(tmp_path, args, names):
@@ -97,6 +103,28 @@ def test_bad_value_from_the_shell_exits_non_zero_without_traceback(tmp_path):
     assert "Traceback" not in result.stderr and "usage:" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and result.stderr.startswith("error: ")
     assert not (tmp_path / "lightning_logs").exists()  # nothing written for a run that never started
+
+
+def test_an_output_directory_that_cannot_be_made_is_refused_before_anything_runs(tmp_path, monkeypatch):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("")
+    message = command_error("fit", "--trainer.default_root_dir", str(a_file / "runs"))
+    assert message == f"error: --trainer.default_root_dir {a_file / 'runs'}: {a_file} is a file, not a directory"
+    monkeypatch.setattr("lit_linreg.cli.os.access", lambda path, mode: False)  # as a read-only directory answers
+    message = command_error("fit", "--trainer.default_root_dir", str(tmp_path / "runs"))
+    assert message == f"error: --trainer.default_root_dir {tmp_path / 'runs'}: {tmp_path} is not writable"
+
+
+@pytest.mark.slow
+def test_a_reader_that_stops_early_ends_the_run_quietly(tmp_path):
+    """`train.py fit | head -0`: no BrokenPipeError traceback, the status a shell gives a writer whose pipe closed.
+    The reader leaves before the run writes anything, so every write the run makes meets the closed pipe."""
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "train.py"), "fit", "--trainer.max_epochs", "1", *NO_PLOT],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    process.stdout.close()
+    assert process.wait(timeout=120) == 141 and process.stderr.read() == b""
 
 
 def test_linear_schedule_without_a_run_length_is_refused(tmp_path):

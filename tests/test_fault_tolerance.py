@@ -2,6 +2,7 @@
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -126,26 +127,43 @@ def test_repeated_sigkills_then_resume_end_bit_identical(tmp_path):
     assert_same_bits(finish(cwd), reference)
 
 
-def test_ctrl_c_writes_a_resumable_checkpoint_and_a_marked_summary(tmp_path):
-    """SIGINT mid-run: last.ckpt at the step reached, summary.json marked interrupted, the resume command, exit
-    130; resuming with that command ends where the uninterrupted run ends, exponential schedule and averaging too."""
-    table = ["--config", str(CONFIGS / "csv.yaml"), "--data.path", str(DIABETES), "--trainer.max_epochs", "60"]
-    table += ["--checkpoint.every_seconds", "3600"]  # no save before the interrupt
-    reference = finish(tmp_path / "uninterrupted", *table)
-    cwd = tmp_path / "interrupted"
+TABLE = ["--config", str(CONFIGS / "csv.yaml"), "--data.path", str(DIABETES), "--trainer.max_epochs", "60"]
+TABLE += ["--checkpoint.every_seconds", "3600"]  # no save before the interrupt
+
+
+def interrupt(cwd: Path, signum: int) -> tuple[dict, int, list[str]]:
+    """Starts the diabetes run, sends ``signum`` once its first epoch is done, and checks it stops as a person
+    needs: the exit status of that signal, summary.json marked interrupted, last.ckpt at the step reached.
+    Returns the summary, that step and the resume command the run printed."""
     progress = '{"class_path": "lit_linreg.callbacks.LogLines", "init_args": {"every_seconds": 0}}'  # every epoch
-    process = start(cwd, *table, "--trainer.callbacks+", progress)
+    process = start(cwd, *TABLE, "--trainer.callbacks+", progress)
     assert process.stdout.readline().startswith("epoch 0,")  # training is under way, 59 epochs to go
-    process.send_signal(signal.SIGINT)
+    process.send_signal(signum)
     out, err = process.communicate(timeout=60)
-    assert process.returncode == 130, err[-2000:]
+    assert process.returncode == 128 + signum and err == "", err[-2000:]
     summary = json.loads((cwd / "lightning_logs" / "version_0" / "summary.json").read_text())
     (checkpoint,) = checkpoints(cwd)
     step = torch.load(checkpoint, weights_only=True)["global_step"]
-    assert summary["interrupted"] is True and 0 < summary["global_step"] == step < reference["global_step"]
+    assert summary["interrupted"] is True and 0 < summary["global_step"] == step < 60 * 32
     (note,) = [line for line in out.splitlines() if line.startswith("interrupted at step")]
-    command = note.split("resume with: ")[1].split()
-    assert command[:2] == ["python", "train.py"] and "--ckpt_path" in command
+    command = shlex.split(note.split("resume with: ")[1])
+    # The interpreter this run used (a bare `python` may not be the virtual environment's), and this program.
+    assert command[:3] == [sys.executable, str(ROOT / "train.py"), "fit"] and "--ckpt_path" in command
+    return summary, step, command
+
+
+def test_sigterm_stops_as_ctrl_c_does(tmp_path):
+    """What a batch scheduler, `docker stop` or `kill` sends: the same stop, with status 143."""
+    interrupt(tmp_path, signal.SIGTERM)
+
+
+def test_ctrl_c_writes_a_resumable_checkpoint_and_a_marked_summary(tmp_path):
+    """SIGINT mid-run: exit 130 and the rest of ``interrupt``; resuming with the printed command ends where the
+    uninterrupted run ends, exponential schedule and averaging too."""
+    reference = finish(tmp_path / "uninterrupted", *TABLE)
+    cwd = tmp_path / "interrupted"
+    summary, step, command = interrupt(cwd, signal.SIGINT)
+    assert step < reference["global_step"]
     resumed = finish(cwd, *command[3:])
     assert resumed["global_step"] == reference["global_step"]
     for name in ("w", "b", "w_average", "b_average"):

@@ -22,6 +22,8 @@ from lit_linreg.errors import UsageError
 
 # How often, at most, the cadence and Ctrl-C are looked at: every step costs an integer comparison only.
 POLL_SECONDS = 0.2
+# Ctrl-C, and the polite stop of schedulers, containers and `kill`: each ends the run after the current step.
+STOPPING_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -51,7 +53,8 @@ class LastCheckpoint(L.Callback):
 
     It saves at the end of fit, at the end of every ``every_n_epochs``-th epoch, and, so that a long run never
     loses more than ``every_seconds`` of work, after any step once that much time has passed. The first Ctrl-C
-    (SIGINT) ends the run after the current step with a checkpoint to resume from; a second one stops at once.
+    (SIGINT) or SIGTERM (what a batch scheduler or ``docker stop`` sends) ends the run after the current step with
+    a checkpoint to resume from; a second one stops at once.
     Every step costs one integer comparison: the clock and the signal are looked at every ~0.2 s of training,
     and under DDP the ranks agree at those steps with one all-reduce.
 
@@ -68,11 +71,12 @@ class LastCheckpoint(L.Callback):
         self.every_seconds, self.every_n_epochs = every_seconds, every_n_epochs
         self.path: Path | None = None
         self.interrupted = False
+        self.signal: int | None = None  # the signal that stopped the run
         self._signalled = False
         self._saved_at, self._saved_step = 0.0, -1
         self._next_poll, self._polled_at, self._polled_step, self._poll_every = 0, 0.0, 0, 1
         self._save_at_epoch_end = False
-        self._previous_handler: Any = None
+        self._previous_handlers: dict[int, Any] = {}
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if stage == "fit":
@@ -83,13 +87,14 @@ class LastCheckpoint(L.Callback):
         self._saved_at, self._saved_step = now, step
         self._polled_at, self._polled_step, self._next_poll = now, step, step + 1
         if threading.current_thread() is threading.main_thread():
-            self._previous_handler = signal.signal(signal.SIGINT, self._on_sigint)
+            for signum in STOPPING_SIGNALS:
+                self._previous_handlers[signum] = signal.signal(signum, self._on_signal)
 
-    def _on_sigint(self, signum: int, frame: Any) -> None:
-        if self._signalled:  # a second Ctrl-C: stop now, as Python would
-            signal.signal(signal.SIGINT, self._previous_handler or signal.default_int_handler)
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        if self._signalled:  # a second one: stop now, as Python would on Ctrl-C
+            self._restore_handlers()
             raise KeyboardInterrupt
-        self._signalled = True
+        self._signalled, self.signal = True, signum
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module, outputs, batch, batch_idx: int) -> None:
         step = trainer.global_step
@@ -129,15 +134,16 @@ class LastCheckpoint(L.Callback):
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._save(trainer, pl_module)
-        self._restore_handler()
+        self._restore_handlers()
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
-        self._restore_handler()
+        self._restore_handlers()
 
-    def _restore_handler(self) -> None:
-        if self._previous_handler is not None and threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGINT, self._previous_handler)
-            self._previous_handler = None
+    def _restore_handlers(self) -> None:
+        if threading.current_thread() is threading.main_thread():
+            for signum, handler in self._previous_handlers.items():
+                signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+        self._previous_handlers = {}
 
     def _save(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.global_step == self._saved_step:  # nothing new since the last save

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shlex
+import sys
 import time
 from pathlib import Path
 from typing import Literal
@@ -107,10 +109,11 @@ class RunSummary(L.Callback):
         done = f"{summary['global_step']} steps in {summary['fit_seconds']:.2f} s"
         if summary["interrupted"]:
             config, checkpoint = Path(log_dir) / "config.yaml", Path(log_dir) / "checkpoints" / "last.ckpt"
-            print(
-                f"interrupted at step {summary['global_step']}; resume with: python train.py fit "
-                f"--config {shown_path(config)} --ckpt_path {shown_path(checkpoint)}"
-            )
+            # The interpreter and the program this run was started with (`python` may not be the venv's).
+            program = [shown_path(sys.executable), shown_path(sys.argv[0])]
+            resume = shlex.join([*program, "fit", "--config", shown_path(config), "--ckpt_path"])
+            resume += " " + shlex.quote(shown_path(checkpoint))
+            print(f"interrupted at step {summary['global_step']}; resume with: {resume}")
         print(f"{done}; logs and summary.json in {shown_path(log_dir)}")
 
     def summarize(self, trainer: L.Trainer, model: LinearRegression) -> dict:
