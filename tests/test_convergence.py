@@ -2,7 +2,7 @@
 
 Small and collinear (Longley: 16 rows, standardized condition number 110; macrodata: 175; star98: 20 columns,
 361), large (randhie: 20,190 rows), the shipped diabetes table, and the two on which mae's sign gradients needed
-more than 2000 steps (scotland: 32 rows x 7, one batch a pass; modechoice: 840 x 5); every loss. The bar: every
+more than 2000 steps (scotland: 32 rows x 7, one batch a pass; modechoice: 840 x 5). The bar: every
 weight within 0.5 standard errors of the exact optimum, and the loss within 1% of the optimum's.
 """
 
@@ -35,8 +35,13 @@ TABLES = {
 }
 
 
-@pytest.mark.parametrize("loss", ["mae", "mse", "huber"])
-@pytest.mark.parametrize("table", list(TABLES))
+# mae's sign gradients are the hardest to converge: every table. mse and huber on the collinear, the widest and
+# the one where they ended farthest from the optimum (benchmarks/public_tables.py runs all 26 tables x 3 losses).
+CASES = [(table, "mae") for table in TABLES]
+CASES += [(table, loss) for loss in ("mse", "huber") for table in ("longley", "star98", "modechoice")]
+
+
+@pytest.mark.parametrize("table, loss", CASES)
 def test_table_defaults_land_on_the_exact_optimum(tmp_path, table, loss):
     path, target = TABLES[table](tmp_path)
     args = ["--config", str(CONFIGS / "csv.yaml"), "--data.path", path, "--data.target", target, "--model.loss", loss]

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import CONFIGS, DIABETES, ROOT
+from tests.conftest import CONFIGS, DIABETES, ROOT, fit, last_checkpoint
 
 pytestmark = pytest.mark.slow
 
@@ -21,7 +21,8 @@ FAULT_INJECTION = Path(__file__).with_name("fault_injection")
 EPOCHS = 10  # of 32 steps
 RUN = ["--trainer.max_epochs", str(EPOCHS), "--checkpoint.every_seconds", "0"]
 RUN += ["--report.optimum", "false", "--report.plot", "false"]
-DDP = ["--config", str(CONFIGS / "ddp.yaml"), "--trainer.max_epochs", "10"]
+# Batches of 15 rows: each global batch splits unevenly across the two ranks (8 + 7).
+DDP = ["--config", str(CONFIGS / "ddp.yaml"), "--trainer.max_epochs", "10", "--data.batch_size", "15"]
 
 
 def start(cwd: Path, *args: str, hang_in_fsync: bool = False) -> subprocess.Popen:
@@ -73,10 +74,16 @@ def resume_args(cwd: Path) -> list[str]:
 
 
 def finish(cwd: Path, *args: str) -> dict:
+    """Runs (or resumes) to the end as a real process, quietly; returns its last checkpoint."""
     process = start(cwd, *args, *resume_args(cwd))
     _, stderr = process.communicate(timeout=300)
-    assert process.returncode == 0, stderr[-3000:]
+    assert process.returncode == 0 and stderr == "", stderr[-3000:]
     return torch.load(checkpoints(cwd)[-1], weights_only=True)
+
+
+def finish_in_process(tmp_path: Path, *args: str) -> dict:
+    """The uninterrupted reference run, in this process (a process start costs seconds); its last checkpoint."""
+    return torch.load(last_checkpoint(fit(tmp_path, *RUN, *args)), weights_only=True)
 
 
 def assert_same_bits(a: dict, b: dict) -> None:
@@ -119,7 +126,7 @@ def kill_during_a_checkpoint_write(cwd: Path, *args: str) -> None:
 
 def test_repeated_sigkills_then_resume_end_bit_identical(tmp_path):
     """Each kill lands in a run resumed from the previous one's last complete checkpoint."""
-    reference = finish(tmp_path / "uninterrupted")
+    reference = finish_in_process(tmp_path / "uninterrupted")
     cwd = tmp_path / "killed"
     kill_at_startup(cwd)
     kill_mid_training(cwd)
@@ -160,7 +167,7 @@ def test_sigterm_stops_as_ctrl_c_does(tmp_path):
 def test_ctrl_c_writes_a_resumable_checkpoint_and_a_marked_summary(tmp_path):
     """SIGINT mid-run: exit 130 and the rest of ``interrupt``; resuming with the printed command ends where the
     uninterrupted run ends, exponential schedule and averaging too."""
-    reference = finish(tmp_path / "uninterrupted", *TABLE)
+    reference = finish_in_process(tmp_path / "uninterrupted", *TABLE)
     cwd = tmp_path / "interrupted"
     summary, step, command = interrupt(cwd, signal.SIGINT)
     assert step < reference["global_step"]
@@ -196,8 +203,15 @@ def _is_zombie(pid: int) -> bool:
     return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
 
 
-def test_ddp_a_killed_rank_stops_the_other_and_the_run_resumes_bit_identical(tmp_path):
-    reference = finish(tmp_path / "uninterrupted", *DDP)
+def test_ddp_learns_what_one_process_learns_and_resumes_bit_identical_after_a_killed_rank(tmp_path):
+    """2 CPU processes walk the same global batches as one, each taking a slice, so they learn the same weights
+    (to float32 summation order). Killing either rank stops the other in one line (or at once), and the run
+    resumed from last.ckpt ends bit-identical to the uninterrupted 2-process run."""
+    reference = finish(tmp_path / "uninterrupted", *DDP)  # quiet: finish checks stderr is empty
+    single = finish_in_process(tmp_path / "single", *DDP[2:])
+    assert reference["global_step"] == single["global_step"] == 10 * 34  # ceil(500 / 15) steps an epoch
+    for name in ("w", "b"):
+        torch.testing.assert_close(reference["state_dict"][name], single["state_dict"][name], rtol=0, atol=1e-5)
     cwd = tmp_path / "killed"
     kill_one_rank(cwd, rank=1)
     kill_one_rank(cwd, rank=0)
