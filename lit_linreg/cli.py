@@ -15,6 +15,7 @@ import torch
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import ProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.loggers import TensorBoardLogger
 
 from lit_linreg.callbacks import (
     EvaluationRows,
@@ -26,6 +27,13 @@ from lit_linreg.callbacks import (
 from lit_linreg.data import LinRegDataModule
 from lit_linreg.errors import UsageError
 from lit_linreg.model import LinearRegression, run_steps
+from lit_linreg.runs import (
+    RUN_VERSION,
+    checkpoint_run_directory,
+    claim_run_directory,
+    discard_unfinished_run,
+    inherited_run_version,
+)
 from lit_linreg.settings import EVALUATING, read_checkpoint, take_settings
 
 INTERRUPTED = 130  # the exit status of a process stopped by SIGINT, by shell convention
@@ -46,7 +54,20 @@ class LinRegParser(LightningArgumentParser):
 
 
 class LinRegCLI(LightningCLI):
-    """LightningCLI plus the links between data and model, and the checkpoint as the source of its settings."""
+    """LightningCLI plus the links between data and model, the checkpoint as the source of its settings, and a
+    run directory of its own for each fit (``lit_linreg.runs``)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        self.claimed_run_directory: Path | None = None
+        try:
+            super().__init__(*args, **kwargs)
+        except (UsageError, MisconfigurationException):
+            if self.claimed_run_directory is not None:
+                discard_unfinished_run(self.claimed_run_directory)
+            raise
+        finally:
+            if self.claimed_run_directory is not None:
+                os.environ.pop(RUN_VERSION, None)  # the DDP processes it was for have ended
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         # checkpoints/last.ckpt, always current; its cadence is --checkpoint.every_seconds / every_n_epochs.
@@ -73,12 +94,17 @@ class LinRegCLI(LightningCLI):
             return
         config = self.config[subcommand]
         quiet_console(config.log_level)
-        check_output_directory(config.trainer.get("default_root_dir") or os.getcwd())
         path = config.get("ckpt_path")
         if subcommand in EVALUATING and not path:
             raise UsageError(
                 f"{subcommand} needs a trained model: pass --ckpt_path RUN/checkpoints/last.ckpt (written by fit)"
             )
+        if subcommand in EVALUATING and config.trainer.get("default_root_dir") is None:
+            # Into the checkpoint's run directory (predictions), with no new lightning_logs/version_N of their own.
+            config.trainer.default_root_dir = str(checkpoint_run_directory(path))
+            if config.trainer.get("logger") is None:
+                config.trainer.logger = False
+        check_output_directory(config.trainer.get("default_root_dir") or os.getcwd())
         # Lightning reads the checkpoint's model settings right after this: check them, and the data's, first.
         if path:
             defaults = parser.parse_args([subcommand])[subcommand]
@@ -92,16 +118,30 @@ class LinRegCLI(LightningCLI):
             callbacks.append(progress_bar())
         # Each callback is called at every hook of every step (~7 µs a step here): only those the command uses.
         callbacks += SUBCOMMAND_CALLBACKS.get(self.subcommand, list)()
+        if self.subcommand in EVALUATING:
+            self.save_config_callback = None  # the run's config.yaml is the fit's: leave it as it is
         if self.subcommand == "fit":
             data = self.datamodule
-            # The rows are read, and a bad cell refused, before the trainer makes the run's directory; the batch
-            # size is chosen from them.
+            # The rows are read, and a bad cell refused, before the run's directory is made; the batch size is
+            # chosen from them.
             data.setup("fit")
+            if trainer.get("logger") in (None, True):
+                kwargs["logger"] = self._run_logger(trainer.get("default_root_dir") or os.getcwd())
             if trainer.get("max_epochs") is None and trainer.get("max_steps", -1) == -1:
                 kwargs["max_epochs"] = data.recommended_epochs(run_steps(self.model.hparams.loss, data.batch_size))
             if not self.datamodule.hparams.val_fraction and trainer.get("limit_val_batches") is None:
                 kwargs["limit_val_batches"] = 0  # nothing held out: no validation loop at all
         return super().instantiate_trainer(callbacks=callbacks, **kwargs)
+
+    def _run_logger(self, root: str) -> TensorBoardLogger:
+        """Lightning's default logger, in a run directory claimed atomically: by this process, or by the DDP
+        process that launched it."""
+        version = inherited_run_version()
+        if version is None:
+            self.claimed_run_directory = claim_run_directory(root)
+            version = int(self.claimed_run_directory.name.removeprefix("version_"))
+            os.environ[RUN_VERSION] = str(version)
+        return TensorBoardLogger(save_dir=root, version=version)
 
 
 def _explicit_seed(seed: int | bool) -> int:

@@ -1,5 +1,6 @@
 """The command line: configs that stack, overrides that reach the objects, links, and one-line errors."""
 
+import multiprocessing
 import subprocess
 import sys
 
@@ -7,6 +8,7 @@ import pytest
 import yaml
 
 from lit_linreg.cli import cli_main
+from lit_linreg.runs import claim_run_directory
 from tests.conftest import CONFIGS, DIABETES, NO_PLOT, ROOT, command_error, fit, fit_error, run_train
 
 
@@ -130,6 +132,16 @@ def test_a_reader_that_stops_early_ends_the_run_quietly(tmp_path):
 def test_linear_schedule_without_a_run_length_is_refused(tmp_path):
     message = fit_error(tmp_path, "--model.lr_schedule", "linear", "--trainer.max_epochs", "-1")
     assert "--model.lr_schedule linear" in message and "--trainer.max_epochs" in message
+    # Refused once training began, in a run directory made for it: the directory is gone with the run.
+    assert not (tmp_path / "lightning_logs").exists()
+
+
+def test_fits_started_together_never_share_a_run_directory(tmp_path):
+    with multiprocessing.get_context("fork").Pool(8) as pool:
+        claimed = pool.map(claim_run_directory, [tmp_path] * 32)
+    assert len(set(claimed)) == 32 and sorted(p.name for p in claimed) == sorted(f"version_{i}" for i in range(32))
+    (tmp_path / "lightning_logs" / "version_same").mkdir()  # a directory named by --trainer.logger's version
+    assert claim_run_directory(tmp_path).name == "version_32"
 
 
 def test_help_documents_every_argument(capsys):

@@ -8,6 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
+from lit_linreg.cli import cli_main
 from lit_linreg.model import LinearRegression
 from tests.conftest import CONFIGS, DIABETES, command_error, evaluate, last_checkpoint
 
@@ -115,7 +116,9 @@ def test_test_on_another_file_measures_all_its_rows(diabetes_run, tmp_path, caps
     lines = DIABETES.read_text().splitlines()
     other.write_text("\n".join([lines[0], *lines[1:61]]) + "\n")
     metrics = evaluate(tmp_path, "test", "--ckpt_path", str(last_checkpoint(cli)), "--data.csv_path", str(other))
-    assert "test: all 60 rows of" in capsys.readouterr().out
+    assert f"test: all 60 rows of {other}, a table other than the one trained on ({DIABETES})" in (
+        capsys.readouterr().out
+    )
     x, y = diabetes_rows()
     assert int(metrics.trainer.callback_metrics["test/rows"]) == 60
     mae = np.abs(expected(summary, x[:60]) - y[:60]).mean()
@@ -134,3 +137,34 @@ def test_a_changed_table_is_refused(diabetes_run, tmp_path):
     torch.save(checkpoint, moved)
     message = command_error("test", "--ckpt_path", str(moved))
     assert "is not the table the checkpoint was trained on: it has 437 rows (checkpoint: 442)" in message
+
+
+def test_predict_says_how_many_rows_it_left_empty_and_why(diabetes_run, tmp_path, capsys):
+    cli, summary = diabetes_run
+    lines = DIABETES.read_text().splitlines()
+    cells = lines[2].split(",")
+    cells[2] = ""  # one missing bmi
+    path = tmp_path / "gaps.csv"
+    path.write_text("\n".join([lines[0], lines[1], ",".join(cells), lines[3]]) + "\n")
+    args = ["--ckpt_path", str(last_checkpoint(cli)), "--data.predict_path", str(path), "--data.missing", "drop"]
+    evaluate(tmp_path, "predict", *args)
+    (line,) = [line for line in capsys.readouterr().out.splitlines() if " written to " in line]
+    assert line.startswith("2 predictions of progression written to ")
+    assert line.endswith("; 1 rows left empty for missing cells (--data.missing drop)")
+
+
+def test_evaluating_writes_into_the_checkpoints_run_and_never_replaces_a_file(
+    diabetes_run, tmp_path, capsys, monkeypatch
+):
+    cli, _ = diabetes_run
+    run = last_checkpoint(cli).parent.parent
+    before = sorted(p.name for p in run.iterdir())
+    monkeypatch.chdir(tmp_path)
+    quiet = ["--ckpt_path", str(last_checkpoint(cli)), "--trainer.enable_progress_bar", "false"]
+    cli_main(["validate", *quiet])
+    for _ in range(2):
+        cli_main(["predict", *quiet, "--data.predict_path", str(DIABETES)])
+    written = [line.split(" written to ")[1] for line in capsys.readouterr().out.splitlines() if " written to " in line]
+    assert [Path(p).name for p in written] == ["predictions-diabetes.csv", "predictions-diabetes-2.csv"]
+    assert sorted(p.name for p in run.iterdir()) == sorted([*before, *(Path(p).name for p in written)])
+    assert list(tmp_path.iterdir()) == []  # no lightning_logs/version_N where the commands ran

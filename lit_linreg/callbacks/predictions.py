@@ -13,8 +13,8 @@ from lit_linreg.report import shown_path
 
 
 class PredictionWriter(BasePredictionWriter):
-    """Writes ``predictions.<csv|parquet|arrow>`` in the run's directory: every column of the rows predicted, plus
-    ``<target>_prediction`` (empty where a used cell was missing), and prints its path."""
+    """Writes ``predictions-<input>.<csv|parquet|arrow>`` in the checkpoint's run directory: every column of the
+    rows predicted, plus ``<target>_prediction`` (empty where a used cell was missing), and prints its path."""
 
     def __init__(self) -> None:
         super().__init__(write_interval="epoch")
@@ -27,4 +27,6 @@ class PredictionWriter(BasePredictionWriter):
         values = torch.cat(predictions).double().cpu().numpy()
         source = data.predict_table()
         path = source.write(values, f"{data.target}_prediction", Path(log_dir))
-        print(f"{len(values)} predictions of {data.target} written to {shown_path(path)}")
+        skipped = source.table.num_rows - len(values)
+        empty = f"; {skipped} rows left empty for missing cells (--data.missing drop)" if skipped else ""
+        print(f"{len(values)} predictions of {data.target} written to {shown_path(path)}{empty}")

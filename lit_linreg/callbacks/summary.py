@@ -23,6 +23,8 @@ from lit_linreg.stats.analysis import TooBig, analyse
 from lit_linreg.stats.moments import row_chunks
 
 DEFAULT_BOOTSTRAP = 1000
+# Fewer resamples leave a 95% percentile interval's tails to one or two draws.
+MIN_BOOTSTRAP = 100
 # Resamples times rows: past this the bootstrap is capped (with a note), so that it stays a matter of minutes.
 BOOTSTRAP_ROW_BUDGET = 20_000_000
 
@@ -59,6 +61,11 @@ class RunSummary(L.Callback):
         resamples = DEFAULT_BOOTSTRAP if bootstrap is True else int(bootstrap)
         if resamples < 0:
             raise UsageError(f"--report.bootstrap must be true, false or a number of resamples >= 0, got {bootstrap}")
+        if 0 < resamples < MIN_BOOTSTRAP:
+            raise UsageError(
+                f"--report.bootstrap {resamples} is too few resamples for a percentile interval (its 2.5% tails need "
+                f"at least {MIN_BOOTSTRAP}; 1000 is usual)"
+            )
         self.optimum, self.covariance, self.bootstrap, self.plot = optimum, covariance, resamples, plot
         self._started = 0.0
         self.fit_seconds = 0.0
@@ -190,9 +197,10 @@ class RunSummary(L.Callback):
         most = BOOTSTRAP_ROW_BUDGET // max(rows, 1)
         if self.bootstrap <= most:
             return self.bootstrap
-        if most < 100:
+        if most < MIN_BOOTSTRAP:
             notes.append(
-                f"bootstrap skipped: {rows} rows is too many for even 100 resamples; intervals use Student's t"
+                f"bootstrap skipped: {rows} rows is too many for even {MIN_BOOTSTRAP} resamples; intervals use "
+                "Student's t"
             )
             return 0
         notes.append(f"bootstrap capped at {most} resamples (asked: {self.bootstrap}) for {rows} rows")

@@ -113,6 +113,7 @@ class LinRegDataModule(L.LightningDataModule):
         self._table = None  # the file as read at start-up, converted in setup
         self._mapped = None  # or its memory-mapped cache
         self._predict_table: PredictTable | None = None
+        self._trained_on: str | None = None  # the table of the checkpoint this data was restored from
         if self.planted:
             _check_planted(n_samples, true_w, noise_std, feature_names)
             self.feature_names = list(feature_names or [f"x{i + 1}" for i in range(len(true_w))])
@@ -266,6 +267,8 @@ class LinRegDataModule(L.LightningDataModule):
     def describe_rows(self) -> str:
         """Which rows ``validate`` and ``test`` measure, in words."""
         source = f"{self.hparams.path}" if not self.planted else "the planted data"
+        if self._trained_on not in (None, source):  # the checkpoint's model, measured on another table
+            return f"all {self.n_rows} rows of {source}, a table other than the one trained on ({self._trained_on})"
         if self.n_val:
             return f"the {self.n_val} held-out rows of {source} (val_fraction {self.hparams.val_fraction:g})"
         return f"all {self.n_rows} rows of {source}: no rows were held out, so these are the training rows"
@@ -317,7 +320,10 @@ class LinRegDataModule(L.LightningDataModule):
         return {"rows": self.n_rows, "target_sum": self._target_sum(), "path": self.hparams.get("path")}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        if not state_dict or self.y is None or state_dict.get("path") != self.hparams.get("path"):
+        if not state_dict:
+            return
+        self._trained_on = state_dict.get("path") or "the planted data"
+        if self.y is None or state_dict.get("path") != self.hparams.get("path"):
             return
         rows, total = state_dict["rows"], state_dict["target_sum"]
         now = self._target_sum()

@@ -4,7 +4,8 @@ The cache holds the design exactly as training reads it: rows of [X, y] (the ind
 row-major, float32 when every used column of the file is float32 and float64 otherwise, in
 ``.<table name>.<key>.lit_linreg.bin``, with a JSON sidecar holding its shape, the columns it was made with
 and the training statistics (moments, largest leverage) computed while writing it. The key covers the file's
-size and modification time and the column arguments, so a changed table or other columns get a new cache.
+size, modification time, inode and status-change time and the column arguments, so a changed table (even one
+whose size and modification time were kept) or other columns get a new cache.
 
 Training then reads pages of the file through the page cache: they count as the process's file-backed memory,
 not its anonymous memory, and the kernel can drop them under pressure. Under DDP every rank maps the same file
@@ -85,7 +86,10 @@ def open_mapped(path: str, target: str, features, categorical, missing: str, csv
 def _cache_paths(path: str, arguments: list) -> tuple[Path, Path]:
     source = Path(path)
     stat = source.stat()
-    key = hashlib.sha256(json.dumps([stat.st_size, stat.st_mtime_ns, *arguments]).encode()).hexdigest()[:16]
+    # An edit that keeps the size and restores the modification time (`touch -r`, `cp -p`, rsync) still changes
+    # the inode (a new file) or the status-change time (which no tool can set back): both are in the key.
+    identity = [stat.st_size, stat.st_mtime_ns, stat.st_ino, stat.st_ctime_ns]
+    key = hashlib.sha256(json.dumps([*identity, *arguments]).encode()).hexdigest()[:16]
     stem = source.parent / f".{source.name}.{key}.lit_linreg"
     return Path(f"{stem}.bin"), Path(f"{stem}.json")
 

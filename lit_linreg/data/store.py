@@ -16,6 +16,7 @@ from torch import Tensor
 
 from lit_linreg.data.table import Columns, CsvFormat, file_format, missing_rows, read_file, to_design
 from lit_linreg.errors import UsageError
+from lit_linreg.runs import fresh_path
 
 
 def load_design(
@@ -86,10 +87,11 @@ class PredictTable:
         return PredictTable(None, table, x)
 
     def write(self, predictions: np.ndarray, column: str, directory: Path) -> Path:
-        """The rows with ``column`` appended, as predictions.<the input's format> in ``directory``."""
+        """The rows with ``column`` appended, as ``predictions-<input>.<its format>`` in ``directory`` (``-2``,
+        ``-3``... when that name is taken)."""
         kind = file_format(self.path) if self.path else "csv"
-        out = directory / f"predictions.{kind}"
-        out.parent.mkdir(parents=True, exist_ok=True)
+        source = Path(self.path).name.split(".")[0] if self.path else "planted"
+        out = fresh_path(directory, f"predictions-{source}", kind)  # a second predict never replaces the first
         values = np.full(self.table.num_rows, np.nan) if self.complete is not None else predictions
         if self.complete is not None:
             values[self.complete] = predictions
