@@ -91,6 +91,7 @@ def test_config_is_saved_and_rerun_into_the_same_directory_works(tmp_path):
         (["--seed_everything", "-1"], ["--seed_everything must be in [0, 2**32), got -1"]),
         (["--seed_everything", str(2**32)], ["--seed_everything must be in [0, 2**32), got 4294967296"]),
         (["--data.encoding", "no-such-codec"], ["--data.encoding 'no-such-codec'"]),
+        (["--report.bootstrap", "1"], ["--report.bootstrap 1 is too few resamples", "at least 100"]),
     ],
 )
 def test_bad_values_get_a_one_line_error(tmp_path, args, names):

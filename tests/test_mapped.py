@@ -1,6 +1,7 @@
 """Tables bigger than memory: trained from a memory-mapped cache written once beside them."""
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -53,6 +54,21 @@ def test_the_cache_is_written_once_and_a_changed_table_gets_a_new_one(tmp_path):
     fit(tmp_path / "c", *args, "--trainer.max_epochs", "1")
     (replaced,) = tmp_path.glob(".t.parquet.*.lit_linreg.bin")
     assert replaced != cache and json.loads(replaced.with_suffix(".json").read_text())["rows"] == 4_000
+
+
+def test_an_edit_that_keeps_size_and_modification_time_gets_a_new_cache(tmp_path):
+    """`touch -r`, `cp -p` and rsync put the old modification time back on an edited file."""
+    path = tmp_path / "t.csv"
+    path.write_text("x,y\n" + "".join(f"{i % 7},{i % 5}\n" for i in range(200)))
+    args = [*TABLE, "--data.path", str(path), "--data.memory_map", "true", "--trainer.max_epochs", "1"]
+    before = read_summary(fit(tmp_path / "a", *args))
+    stat = path.stat()
+    path.write_text(path.read_text().replace("3,", "4,"))  # same size, other numbers
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert path.stat().st_size == stat.st_size and path.stat().st_mtime_ns == stat.st_mtime_ns
+    after = read_summary(fit(tmp_path / "b", *args))
+    assert after["optimum"]["w"] != before["optimum"]["w"]  # the edited rows, not the stale cache
+    assert len(list(tmp_path.glob(".t.csv.*.lit_linreg.bin"))) == 1  # the stale cache was replaced
 
 
 def test_memory_mapped_csv_with_categories_and_missing_cells(tmp_path):
