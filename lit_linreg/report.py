@@ -112,6 +112,19 @@ def _add_analysis(summary: dict, analysis: Analysis, sgd: SgdResult, optimum_los
         summary["warnings"].append(summary["convergence"]["warning"])
 
 
+def _remedies(plan: dict) -> str:
+    """What to try next, of what this run did not already do."""
+    remedies = []
+    if plan.get("lr_schedule", "constant") == "constant":
+        remedies.append("--model.lr_schedule exponential")
+    remedies.append("more epochs (--trainer.max_epochs)")
+    if not (plan.get("standardize") and plan.get("precondition")):
+        remedies.append("the table defaults of configs/csv.yaml (standardize, precondition, chosen batch size and lr)")
+    elif not plan.get("average_tail"):
+        remedies.append("tail averaging (--model.average_tail 0.25)")
+    return ", ".join(remedies[:-1]) + f" or {remedies[-1]}" if len(remedies) > 1 else remedies[0]
+
+
 def _verdict(summary: dict, analysis: Analysis, sgd: SgdResult) -> dict:
     """How far SGD's weights are from the exact optimum, in standard errors, and whether that is converged."""
     names = [*summary["feature_names"], "bias"]
@@ -129,8 +142,7 @@ def _verdict(summary: dict, analysis: Analysis, sgd: SgdResult) -> dict:
         loss = f"{gap:+.2%} above the optimum's loss" if high else ""
         warning = (
             f"SGD has not converged: {' and '.join(p for p in (where, loss) if p)} (the table's estimates are the "
-            "optimum's); try --model.lr_schedule exponential, more epochs (--trainer.max_epochs), or the table "
-            "defaults of configs/csv.yaml (standardize, precondition, chosen batch size and lr)"
+            f"optimum's); try {_remedies(summary.get('plan') or {})}"
         )
     return {
         "distance_se": {"w": distances[:-1], "b": distances[-1]},

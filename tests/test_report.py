@@ -59,6 +59,8 @@ def test_a_converged_run_has_no_warning_and_a_stopped_one_warns(tmp_path, capsys
     (warning,) = [w for w in stopped["warnings"] if "has not converged" in w]
     assert "standard errors from the exact optimum" in warning and "try" in warning
     assert f"warning: {warning}" in capsys.readouterr().out
+    # It advises only what the run did not do: it already had the table defaults and a decaying lr.
+    assert warning.endswith("try more epochs (--trainer.max_epochs)") and "configs/csv.yaml" not in warning
 
 
 def degenerate(tmp_path, name, header, rows, *args):

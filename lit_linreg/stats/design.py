@@ -40,18 +40,25 @@ def check_design(moments: Moments, names: list[str]) -> DesignCheck:
     constant = [j for j in range(len(names)) if std[j] <= CONSTANT_RTOL * mean[j].abs() or std[j] == 0]
     kept: list[int] = []
     aliased: dict[int, list[int]] = {}
-    for j in range(len(names)):
-        if j in constant:
+    varying = [j for j in range(len(names)) if j not in constant]
+    corr = moments.correlation(varying) if varying else torch.empty(0, 0, dtype=torch.float64)
+    # The Cholesky factor of the kept columns' correlations, grown a column at a time: each column's share of
+    # variance the kept ones leave unexplained is then one triangular solve, O(p²), so all of them O(p³).
+    factor = torch.zeros(len(varying), len(varying), dtype=torch.float64)
+    positions: list[int] = []  # the kept columns' places in ``corr``
+    for position, j in enumerate(varying):
+        k = len(kept)
+        lower = factor[:k, :k]
+        projection = torch.linalg.solve_triangular(lower, corr[positions, position][:, None], upper=False).squeeze(1)
+        unexplained = float(1 - projection @ projection)
+        if k and unexplained < ALIASED_TOL:
+            coef = torch.linalg.solve_triangular(lower.T, projection[:, None], upper=True).squeeze(1)
+            sizes = coef.abs()
+            aliased[j] = [kept[i] for i in range(k) if sizes[i] > 1e-6 * sizes.max()]
             continue
-        if kept:
-            corr = moments.correlation([*kept, j])
-            coef = torch.linalg.lstsq(corr[:-1, :-1], corr[:-1, -1:]).solution.squeeze(1)
-            unexplained = 1 - coef @ corr[:-1, -1]
-            if unexplained < ALIASED_TOL:
-                sizes = coef.abs()
-                aliased[j] = [kept[i] for i in range(len(kept)) if sizes[i] > 1e-6 * sizes.max()]
-                continue
+        factor[k, :k], factor[k, k] = projection, max(unexplained, 0.0) ** 0.5
         kept.append(j)
+        positions.append(position)
     check = DesignCheck(kept, constant, aliased)
     for j in constant:
         check.warnings.append(
