@@ -83,9 +83,3 @@ def diabetes_run(tmp_path_factory):
         tmp_path, "--config", str(CONFIGS / "csv.yaml"), "--data.path", str(DIABETES), "--data.val_fraction", "0.2"
     )
     return cli, read_summary(cli)
-
-
-def pytest_collection_modifyitems(items):
-    """The slow tests first (each starts real processes, up to a minute), so that with two workers the long ones
-    overlap the many short ones rather than run alone at the end. The order within each group is kept."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

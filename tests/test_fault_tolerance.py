@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import lightning as L
 import pytest
 import torch
 
@@ -167,14 +168,34 @@ def test_sigterm_stops_as_ctrl_c_does(tmp_path):
     interrupt(tmp_path, signal.SIGTERM)
 
 
-def test_ctrl_c_writes_a_resumable_checkpoint_and_a_marked_summary(tmp_path):
-    """SIGINT mid-run: exit 130 and the rest of ``interrupt``; resuming with the printed command ends where the
-    uninterrupted run ends, exponential schedule and averaging too."""
+class SignalAtEpoch(L.Callback):
+    """Sends this process a signal at the end of an epoch, as a person pressing Ctrl-C mid-run would."""
+
+    def __init__(self, signum: int = int(signal.SIGINT), epoch: int = 3) -> None:
+        self.signum, self.epoch = signum, epoch
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.current_epoch == self.epoch:
+            os.kill(os.getpid(), self.signum)
+
+
+def test_ctrl_c_writes_a_resumable_checkpoint_and_a_marked_summary(tmp_path, capsys):
+    """SIGINT mid-run, in this process (the real-process path is the SIGTERM test's): exit 130, last.ckpt at the
+    step reached, summary.json marked interrupted; resuming with the printed command ends where the uninterrupted
+    run ends, exponential schedule and averaging too."""
     reference = finish_in_process(tmp_path / "uninterrupted", *TABLE)
-    cwd = tmp_path / "interrupted"
-    summary, step, command = interrupt(cwd, signal.SIGINT)
-    assert step < reference["global_step"]
-    resumed = finish(cwd, *command[3:])
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_:
+        fit(tmp_path / "interrupted", *RUN, *TABLE, "--trainer.callbacks+", "tests.test_fault_tolerance.SignalAtEpoch")
+    assert exit_.value.code == 130
+    (run,) = (tmp_path / "interrupted" / "lightning_logs").iterdir()
+    summary = json.loads((run / "summary.json").read_text())
+    step = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["global_step"]
+    assert summary["interrupted"] is True and 4 * 32 <= summary["global_step"] == step < reference["global_step"]
+    (note,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("interrupted at step")]
+    command = shlex.split(note.split("resume with: ")[1])
+    assert command[2] == "fit" and command[3] == "--config" and command[5] == "--ckpt_path"
+    resumed = finish_in_process(tmp_path / "resumed", *command[3:])
     assert resumed["global_step"] == reference["global_step"]
     for name in ("w", "b", "w_average", "b_average"):
         assert torch.equal(resumed["state_dict"][name], reference["state_dict"][name]), name
