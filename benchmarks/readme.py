@@ -38,7 +38,8 @@ BLOCK = re.compile(r"(<!-- (results|run):([\w-]+) -->\n)(.*?)(<!-- /\2 -->)", re
 
 def run(name: str) -> str:
     args = RUNS[name]
-    output_dir = ["--trainer.default_root_dir", str(WORK / name)] if args[0] in ("fit", "predict") else []
+    # A fit writes a run directory of its own; test and predict write into their checkpoint's.
+    output_dir = ["--trainer.default_root_dir", str(WORK / name)] if args[0] == "fit" else []
     result = subprocess.run([sys.executable, "train.py", *args, *output_dir], cwd=ROOT, capture_output=True, text=True)
     shown = re.sub(rf"{WORK}/(\w+/)?", "", " ".join([".venv/bin/python train.py", *args]))
     output = re.sub(rf"{WORK}/(\w+/)?", "", result.stdout + result.stderr)

@@ -68,7 +68,8 @@ class PredictTable:
     @staticmethod
     def read(path: str, columns: Columns, csv_format: CsvFormat, missing: str = "error") -> PredictTable:
         table = read_file(path, "--data.predict_path", csv_format)
-        absent = [name for name in columns.features if name not in table.column_names]
+        present = set(table.column_names)
+        absent = [name for name in columns.features if name not in present]
         if absent:
             raise UsageError(
                 f"--data.predict_path {path} lacks the feature column(s) {', '.join(map(repr, absent))} the "

@@ -357,12 +357,13 @@ def to_design(
     of which this is a block; ``first_row`` is the block's first row in the file, for line numbers; ``out``
     receives X and y (views of arrays allocated once for the whole table).
     """
-    has_target = columns.target in table.column_names
+    present = set(table.column_names)  # a set: table.column_names builds a new list at every call
+    has_target = columns.target in present
     if not has_target and not target_optional:
         raise UsageError(f"--data.target {columns.target!r} is not a column of {path}")
     used = [*columns.features, *([columns.target] if has_target else [])]
     for name in used:
-        if name not in table.column_names:
+        if name not in present:
             raise UsageError(f"{path} lacks the feature column {name!r}")
     if isinstance(missing, np.ndarray):
         keep, notes = (None if missing.all() else missing), []
