@@ -53,8 +53,8 @@ test-lowest: $(LOWEST_VENV)/.installed
 	$(LOWEST_VENV)/bin/python -m pip list 2>/dev/null | grep -iE "^(torch|lightning|jsonargparse|numpy|scipy|pyarrow|matplotlib|tensorboard|statsmodels) "
 	$(LOWEST_VENV)/bin/python $(PYTEST) -q
 
-# The suite as a slower machine runs it: one core (so one test process), shared with a process that keeps it
-# busy. No test may depend on the machine's speed, so this passes too, in several times the time.
+# The suite as a slower machine runs it: its workers and a busy loop share one core. No test may depend on the
+# machine's speed, so this passes too, in several times the time.
 test-loaded: lint
 	taskset -c 0 sh -c 'while :; do :; done & busy=$$!; \
 		$(BIN)/python $(PYTEST) -q; status=$$?; kill $$busy; exit $$status'

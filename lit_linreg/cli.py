@@ -187,6 +187,9 @@ def cli_main(args: list[str] | None = None, run: bool = True) -> LinRegCLI:
     Bad input ends in one line on stderr and a non-zero status, never a traceback; so do Ctrl-C before training,
     a reader that stops early (``| head``), and a DDP peer that died.
     """
+    # Lightning 2.6's CLI calls jsonargparse functions deprecated in 4.49 (removed in 5.0, hence jsonargparse<5):
+    # their notices are Lightning's to fix and say nothing to a user, even one who shows warnings.
+    warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"lightning\.pytorch\.cli")
     try:
         cli = _run(args, run)
         sys.stdout.flush()  # here, not at exit, so that a closed pipe is met in this function

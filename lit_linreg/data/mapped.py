@@ -44,7 +44,7 @@ from lit_linreg.data.table import (
     to_design,
 )
 from lit_linreg.errors import UsageError
-from lit_linreg.stats.moments import Moments, merge_moments, moment_sums
+from lit_linreg.stats.moments import Moments, moment_sums
 from lit_linreg.stats.training import TrainingStatistics, max_leverage
 
 BLOCK_ROWS = 1 << 16
@@ -110,7 +110,7 @@ def _write_cache(path, target, features, categorical, missing, csv_format, data_
     floats = all(pa.types.is_float32(schema.field(name).type) for name in used)
     dtype = np.float32 if floats and not columns.categorical else np.float64
     partial = data_file.with_suffix(".bin.partial")
-    sums, rows, first_row, counts, missing_lines, incomplete_rows = None, 0, 0, {}, [], 0
+    rows, first_row, counts, missing_lines, incomplete_rows = 0, 0, {}, [], 0
     with open(partial, "wb") as out:
         for batch in _batches(path, used, csv_format, types):
             table = pa.Table.from_batches([batch])
@@ -125,9 +125,6 @@ def _write_cache(path, target, features, categorical, missing, csv_format, data_
                 block[:, :-1], block[:, -1] = x, y
                 out.write(block.tobytes())
                 rows += len(block)
-                as_tensor = torch.from_numpy(block)
-                block_sums = moment_sums(as_tensor[:, :-1], as_tensor[:, -1])
-                sums = block_sums if sums is None else merge_moments(sums, block_sums)
             first_row += table.num_rows
         out.flush()
         os.fsync(out.fileno())
@@ -139,11 +136,14 @@ def _write_cache(path, target, features, categorical, missing, csv_format, data_
         raise UsageError(f"--data.path {path} has no rows (or none without missing cells)")
     os.replace(partial, data_file)
     pa.default_memory_pool().release_unused()  # Arrow's allocator keeps freed blocks otherwise
-    n, mean, m2 = sums
-    moments = Moments.from_sums(n, mean, m2)
     names = columns.names
-    design = TrainingStatistics.from_moments(moments, names).design
     mapped = torch.from_numpy(np.memmap(data_file, dtype=dtype, mode="c", shape=(rows, len(names) + 1)))
+    # A second pass, over the cache: the same chunks and arithmetic as for a table in memory (Moments.of), so the
+    # same statistics to the bit, and with them the same scales, batch size and learning rate, whichever way the
+    # rows are held (merging the file's own blocks instead rounded differently in the last digits).
+    n, mean, m2 = moment_sums(mapped[:, :-1], mapped[:, -1])
+    moments = Moments.from_sums(n, mean, m2)
+    design = TrainingStatistics.from_moments(moments, names).design
     leverage = max_leverage(mapped[:, :-1], moments, design.kept)
     dropped = first_row - rows
     per_column = ", ".join(f"{name!r} {count}" for name, count in counts.items() if count)
