@@ -22,7 +22,7 @@ PYTEST := -m pytest -n auto --dist worksteal
 RESULTS ?= benchmarks/results
 
 .PHONY: train test test-fast test-lowest test-loaded lint format bench bench-peers bench-coverage bench-tables \
-        bench-data bench-all readme tensorboard clean clean-runs
+        bench-data bench-wide bench-all readme tensorboard clean clean-runs
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -82,8 +82,11 @@ bench-tables: $(STAMP)
 bench-data: $(STAMP)
 	$(BIN)/python -m benchmarks.bench_data --out $(RESULTS)
 
+bench-wide: $(STAMP)
+	$(BIN)/python -m benchmarks.bench_wide --out $(RESULTS)
+
 # Every benchmark, one after another (each alone on the machine: timings are not shared), then the README's figures.
-bench-all: bench bench-peers bench-coverage bench-tables bench-data readme
+bench-all: bench bench-peers bench-coverage bench-tables bench-data bench-wide readme
 
 # Copies benchmarks/results/*.md into README.md's marked blocks and reruns the commands it shows.
 readme: $(STAMP)
