@@ -125,17 +125,27 @@ class LinearRegression(L.LightningModule):
         Each rank divides its sum by the global batch size (times the world size, which DDP's gradient averaging
         divides back out), so the averaged gradient is the single-process one whatever the ranks hold.
         """
-        x, y = self._standardized(x, y)
-        losses = elementwise(x @ self.w + self.b - y, self.hparams.loss, self.hparams.huber_delta)
+        losses = elementwise(
+            self._trained_prediction(x) - self._trained_target(y), self.hparams.loss, self.hparams.huber_delta
+        )
         if global_size is None:
             return losses.mean()
         return losses.sum() * (self.trainer.world_size / global_size)
 
-    def _standardized(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
-        if self.hparams.standardize:  # in float64 first: a column of years keeps its digits
-            x = (x - self.x_mean) / self.x_scale
-            y = (y - self.y_mean) / self.y_scale
-        return x.to(self.w.dtype), y.to(self.w.dtype)
+    def _trained_prediction(self, x: Tensor) -> Tensor:
+        """z·w + b for the rows x of the table, z their standardized values (x itself without ``standardize``)."""
+        if not self.hparams.standardize:
+            return x.to(self.w.dtype) @ self.w + self.b
+        # ((x - mean) / scale)·w as x·(w / scale) - mean·(w / scale), in float64: a column of years keeps its
+        # digits, and no standardized copy of the batch is made (at 3,000 x 2,000 that copy took 43 of a step's
+        # 80 ms here).
+        w = self.w.double() / self.x_scale
+        return (x.double() @ w - self.x_mean @ w).to(self.w.dtype) + self.b
+
+    def _trained_target(self, y: Tensor) -> Tensor:
+        if self.hparams.standardize:
+            y = (y.double() - self.y_mean) / self.y_scale
+        return y.to(self.w.dtype)
 
     # ------------------------------------------------------------------------------------------------------------
     # Fitting
