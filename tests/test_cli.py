@@ -130,6 +130,21 @@ def test_a_reader_that_stops_early_ends_the_run_quietly(tmp_path):
     assert process.wait(timeout=120) == 141 and process.stderr.read() == b""
 
 
+@pytest.mark.slow
+def test_two_fits_started_together_write_two_run_directories(tmp_path):
+    """Real processes in one working directory, each with its own summary and checkpoint (Lightning's own choice
+    of version_N lists the directories first, and two runs that start together take the same one)."""
+    command = [sys.executable, str(ROOT / "train.py"), "fit", "--trainer.max_epochs", "1", "--report.optimum", "false"]
+    processes = [subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    last_lines = [process.communicate(timeout=120)[0].splitlines()[-1] for process in processes]
+    assert [process.returncode for process in processes] == [0, 0]
+    runs = sorted((tmp_path / "lightning_logs").iterdir())
+    assert [run.name for run in runs] == ["version_0", "version_1"]
+    assert sorted(line.split(" in ")[-1] for line in last_lines) == [f"lightning_logs/{run.name}" for run in runs]
+    for run in runs:
+        assert (run / "summary.json").exists() and (run / "checkpoints" / "last.ckpt").exists()
+
+
 def test_linear_schedule_without_a_run_length_is_refused(tmp_path):
     message = fit_error(tmp_path, "--model.lr_schedule", "linear", "--trainer.max_epochs", "-1")
     assert "--model.lr_schedule linear" in message and "--trainer.max_epochs" in message
