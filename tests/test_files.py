@@ -1,6 +1,7 @@
 """Files as people hand them over: other encodings, compression, pandas' categories, nested and date columns,
 numbers written for people, numbers too big for float64. Each either works or is refused in one line."""
 
+import bz2
 import gzip
 import shutil
 
@@ -57,7 +58,7 @@ def test_an_unknown_encoding_is_refused(tmp_path):
     assert "--data.encoding 'klingon'" in refused(path="x.csv", target="y", encoding="klingon")
 
 
-@pytest.mark.parametrize("suffix, opener", [(".gz", gzip.open)])
+@pytest.mark.parametrize("suffix, opener", [(".gz", gzip.open), (".bz2", bz2.open)])
 def test_a_compressed_csv_reads_as_the_plain_one(tmp_path, suffix, opener):
     plain = write_csv(tmp_path / "shops.csv", shops())
     packed = tmp_path / f"shops.csv{suffix}"
