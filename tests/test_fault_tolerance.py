@@ -142,30 +142,24 @@ TABLE = ["--config", str(CONFIGS / "csv.yaml"), "--data.path", str(DIABETES), "-
 TABLE += ["--checkpoint.every_seconds", "3600"]  # no save before the interrupt
 
 
-def interrupt(cwd: Path, signum: int) -> tuple[dict, int, list[str]]:
-    """Starts the diabetes run, sends ``signum`` once its first epoch is done, and checks it stops as a person
-    needs: the exit status of that signal, summary.json marked interrupted, last.ckpt at the step reached.
-    Returns the summary, that step and the resume command the run printed."""
+def test_sigterm_stops_as_ctrl_c_does(tmp_path):
+    """What a batch scheduler, `docker stop` or `kill` sends, from outside the process, once its first epoch is
+    done: the exit status of that signal (143), summary.json marked interrupted, last.ckpt at the step reached,
+    and the command that resumes it."""
     progress = '{"class_path": "lit_linreg.callbacks.LogLines", "init_args": {"every_seconds": 0}}'  # every epoch
-    process = start(cwd, *TABLE, "--trainer.callbacks+", progress)
+    process = start(tmp_path, *TABLE, "--trainer.callbacks+", progress)
     assert process.stdout.readline().startswith("epoch 0,")  # training is under way, 59 epochs to go
-    process.send_signal(signum)
+    process.send_signal(signal.SIGTERM)
     out, err = process.communicate(timeout=60)
-    assert process.returncode == 128 + signum and err == "", err[-2000:]
-    summary = json.loads((cwd / "lightning_logs" / "version_0" / "summary.json").read_text())
-    (checkpoint,) = checkpoints(cwd)
+    assert process.returncode == 143 and err == "", err[-2000:]
+    summary = json.loads((tmp_path / "lightning_logs" / "version_0" / "summary.json").read_text())
+    (checkpoint,) = checkpoints(tmp_path)
     step = torch.load(checkpoint, weights_only=True)["global_step"]
     assert summary["interrupted"] is True and 0 < summary["global_step"] == step < 60 * 32
     (note,) = [line for line in out.splitlines() if line.startswith("interrupted at step")]
     command = shlex.split(note.split("resume with: ")[1])
     # The interpreter this run used (a bare `python` may not be the virtual environment's), and this program.
     assert command[:3] == [sys.executable, str(ROOT / "train.py"), "fit"] and "--ckpt_path" in command
-    return summary, step, command
-
-
-def test_sigterm_stops_as_ctrl_c_does(tmp_path):
-    """What a batch scheduler, `docker stop` or `kill` sends: the same stop, with status 143."""
-    interrupt(tmp_path, signal.SIGTERM)
 
 
 class SignalAtEpoch(L.Callback):
