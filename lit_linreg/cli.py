@@ -104,7 +104,8 @@ class LinRegCLI(LightningCLI):
             config.trainer.default_root_dir = str(checkpoint_run_directory(path))
             if config.trainer.get("logger") is None:
                 config.trainer.logger = False
-        check_output_directory(config.trainer.get("default_root_dir") or os.getcwd())
+        if subcommand in ("fit", "predict"):  # validate and test write nothing
+            check_output_directory(config.trainer.get("default_root_dir") or os.getcwd())
         # Lightning reads the checkpoint's model settings right after this: check them, and the data's, first.
         if path:
             defaults = parser.parse_args([subcommand])[subcommand]
