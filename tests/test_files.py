@@ -98,10 +98,10 @@ def test_numbers_with_thousands_separators_are_refused_not_made_categories(tmp_p
 
 
 def test_integers_float64_cannot_hold_are_refused(tmp_path):
-    big = pa.array(2**53 + 2 * np.arange(40, dtype=np.int64))
+    big = pa.array(2**53 + 1 + 2 * np.arange(40, dtype=np.int64))  # 2**53 + 1 itself is 2**53 as a float
     pq.write_table(pa.table({"id": big, "y": np.arange(40.0)}), tmp_path / "t.parquet")
     message = refused(path=str(tmp_path / "t.parquet"), target="y")
-    assert "column 'id'" in message and "9007199254740994 is beyond 2**53" in message
+    assert "line 2, column 'id'" in message and "9007199254740993 is beyond 2**53" in message
 
 
 def test_a_cell_too_big_for_sums_of_squares_is_refused_before_any_solver(tmp_path):

@@ -421,7 +421,7 @@ def _numeric(column: pa.ChunkedArray, name: str, path: str, line) -> np.ndarray:
             if value is not None and not _is_number(value):
                 raise UsageError(f"{path} line {line(row)}, column {name!r}: {value!r} is not a number")
         column = column.cast(pa.float64())
-    elif pa.types.is_integer(kind) and (inexact := np.flatnonzero(np.abs(column.to_numpy(), dtype=float) > 2**53)).size:
+    elif pa.types.is_integer(kind) and (inexact := _beyond_float64(column.to_numpy())).size:
         row = int(inexact[0])
         raise UsageError(
             f"{path} line {line(row)}, column {name!r}: {column[row].as_py()} is beyond 2**53, where float64 no "
@@ -437,6 +437,11 @@ def _numeric(column: pa.ChunkedArray, name: str, path: str, line) -> np.ndarray:
             + ("" if not np.isfinite(values[row]) else ": the sums of squares a fit needs would overflow; rescale it")
         )
     return values
+
+
+def _beyond_float64(integers: np.ndarray) -> np.ndarray:
+    """The rows whose integer float64 may not hold exactly (compared as integers: 2**53 + 1 as a float is 2**53)."""
+    return np.flatnonzero((integers > 2**53) | (integers < -(2**53)))
 
 
 def missing_cells(table: pa.Table, used: list[str]) -> tuple[dict[str, int], np.ndarray]:
