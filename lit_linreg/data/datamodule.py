@@ -266,7 +266,7 @@ class LinRegDataModule(L.LightningDataModule):
 
     def describe_rows(self) -> str:
         """Which rows ``validate`` and ``test`` measure, in words."""
-        source = f"{self.hparams.path}" if not self.planted else "the planted data"
+        source = _source(self.hparams.get("path"))
         if self._trained_on not in (None, source):  # the checkpoint's model, measured on another table
             return f"all {self.n_rows} rows of {source}, a table other than the one trained on ({self._trained_on})"
         if self.n_val:
@@ -322,13 +322,13 @@ class LinRegDataModule(L.LightningDataModule):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         if not state_dict:
             return
-        self._trained_on = state_dict.get("path") or "the planted data"
+        self._trained_on = _source(state_dict.get("path"))
         if self.y is None or state_dict.get("path") != self.hparams.get("path"):
             return
         rows, total = state_dict["rows"], state_dict["target_sum"]
         now = self._target_sum()
         if rows != self.n_rows or abs(now - total) > 1e-9 * max(abs(total), 1.0):
-            source = self.hparams.get("path") or "the planted data"
+            source = _source(self.hparams.get("path"))
             raise UsageError(
                 f"{source} is not the table the checkpoint was trained on: it has {self.n_rows} rows (checkpoint: "
                 f"{rows}){'' if rows != self.n_rows else ' and other values'}, so its held-out split would differ"
@@ -353,6 +353,11 @@ def auto_batch_size(n_rows: int, statistics: TrainingStatistics, most: int = 819
     target = min(most, 2 ** round(math.log2(max(n_rows / 64, 1))))
     size = min(max(least, target), n_rows)
     return math.ceil(n_rows / math.ceil(n_rows / size))
+
+
+def _source(path: str | None) -> str:
+    """The rows' origin, in words: the table's path, or the planted data."""
+    return path or "the planted data"
 
 
 def _held_out_last(x: Tensor, y: Tensor, n_val: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
