@@ -118,8 +118,9 @@ class RunSummary(L.Callback):
             config, checkpoint = Path(log_dir) / "config.yaml", Path(log_dir) / "checkpoints" / "last.ckpt"
             # The interpreter and the program this run was started with (`python` may not be the venv's).
             program = [shown_path(sys.executable), shown_path(sys.argv[0])]
-            resume = shlex.join([*program, "fit", "--config", shown_path(config), "--ckpt_path"])
-            resume += " " + shlex.quote(shown_path(checkpoint))
+            resume = shlex.join(
+                [*program, "fit", "--config", shown_path(config), "--ckpt_path", shown_path(checkpoint)]
+            )
             print(f"interrupted at step {summary['global_step']}; resume with: {resume}")
         print(f"{done}; logs and summary.json in {shown_path(log_dir)}")
 
