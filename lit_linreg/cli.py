@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import shlex
 import signal
 import sys
 import warnings
@@ -22,11 +23,13 @@ from lit_linreg.callbacks import (
     LastCheckpoint,
     PredictionWriter,
     RunSummary,
+    TensorBoardReport,
     progress_bar,
 )
 from lit_linreg.data import LinRegDataModule
 from lit_linreg.errors import UsageError
-from lit_linreg.model import LinearRegression, run_steps
+from lit_linreg.model import LinearRegression
+from lit_linreg.report import shown_path
 from lit_linreg.runs import (
     RUN_VERSION,
     checkpoint_run_directory,
@@ -35,6 +38,7 @@ from lit_linreg.runs import (
     inherited_run_version,
 )
 from lit_linreg.settings import EVALUATING, read_checkpoint, take_settings
+from lit_linreg.trainer import CHECKPOINT_IO, TRAINER_DEFAULTS, planned_trainer_arguments
 
 INTERRUPTED = 130  # the exit status of a process stopped by SIGINT, by shell convention
 SUBCOMMAND_CALLBACKS = {
@@ -72,7 +76,7 @@ class LinRegCLI(LightningCLI):
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         # checkpoints/last.ckpt, always current; its cadence is --checkpoint.every_seconds / every_n_epochs.
         parser.add_lightning_class_args(LastCheckpoint, "checkpoint")
-        # The end-of-fit report: --report.optimum, --report.covariance, --report.bootstrap, --report.plot.
+        # The end-of-fit result: --report.optimum, --report.covariance, --report.bootstrap, --report.alpha....
         parser.add_lightning_class_args(RunSummary, "report")
         parser.add_argument(
             "--log_level",
@@ -110,6 +114,8 @@ class LinRegCLI(LightningCLI):
         if path:
             defaults = parser.parse_args([subcommand])[subcommand]
             take_settings(read_checkpoint(path), config, defaults, subcommand, path)
+        if config.model.get("loss") is None:  # least squares for a table, as its peers; the tutorial's mae
+            config.model.loss = "mse" if config.data.get("path") or config.data.get("target") else "mae"
 
     def instantiate_trainer(self, **kwargs) -> L.Trainer:
         config = self.config_init[self.subcommand] if self.subcommand else self.config_init  # run=False: none
@@ -122,17 +128,30 @@ class LinRegCLI(LightningCLI):
         if self.subcommand in EVALUATING:
             self.save_config_callback = None  # the run's config.yaml is the fit's: leave it as it is
         if self.subcommand == "fit":
-            data = self.datamodule
-            # The rows are read, and a bad cell refused, before the run's directory is made; the batch size is
-            # chosen from them.
-            data.setup("fit")
+            callbacks.append(TensorBoardReport())
+            # The rows are read (a bad cell refused) and the run planned before the run's directory is made.
+            kwargs.update(planned_trainer_arguments(self.datamodule, self.model, trainer))
             if trainer.get("logger") in (None, True):
                 kwargs["logger"] = self._run_logger(trainer.get("default_root_dir") or os.getcwd())
-            if trainer.get("max_epochs") is None and trainer.get("max_steps", -1) == -1:
-                kwargs["max_epochs"] = data.recommended_epochs(run_steps(self.model.hparams.loss, data.batch_size))
-            if not self.datamodule.hparams.val_fraction and trainer.get("limit_val_batches") is None:
-                kwargs["limit_val_batches"] = 0  # nothing held out: no validation loop at all
         return super().instantiate_trainer(callbacks=callbacks, **kwargs)
+
+    def after_fit(self) -> None:
+        """The result, printed by the process that wrote it; then where it is, or how to resume."""
+        summary = next((c for c in self.trainer.callbacks if isinstance(c, RunSummary)), None)
+        if summary is None or summary.result is None:
+            return
+        result = summary.result
+        print(result.summary())
+        done = f"{result.global_step} steps in {result.fit_seconds:.2f} s"
+        if result.interrupted:
+            config, checkpoint = summary.log_dir / "config.yaml", summary.log_dir / "checkpoints" / "last.ckpt"
+            # The interpreter and the program this run was started with (`python` may not be the venv's).
+            program = [shown_path(sys.executable), shown_path(sys.argv[0])]
+            resume = shlex.join(
+                [*program, "fit", "--config", shown_path(config), "--ckpt_path", shown_path(checkpoint)]
+            )
+            print(f"interrupted at step {result.global_step}; resume with: {resume}")
+        print(f"{done}; logs and summary.json in {shown_path(summary.log_dir)}")
 
     def _run_logger(self, root: str) -> TensorBoardLogger:
         """Lightning's default logger, in a run directory claimed atomically: by this process, or by the DDP
@@ -227,17 +246,8 @@ def _run(args: list[str] | None, run: bool) -> LinRegCLI:
         seed_everything_default=42,
         auto_configure_optimizers=False,
         save_config_kwargs={"overwrite": True},
-        trainer_defaults={
-            "max_epochs": 50,
-            # Our sampler already splits every global batch across ranks; Lightning's must not replace it.
-            "use_distributed_sampler": False,
-            # LastCheckpoint replaces Lightning's per-epoch ModelCheckpoint.
-            "enable_checkpointing": False,
-            "enable_model_summary": False,
-            # Nothing is logged per step (one self.log an epoch): 0 says so, and skips the step-log machinery.
-            "log_every_n_steps": 0,
-            "plugins": [{"class_path": "lit_linreg.callbacks.AtomicCheckpointIO"}],
-        },
+        # The tutorial's 50 epochs; --trainer.max_epochs null lets the plan choose.
+        trainer_defaults={**TRAINER_DEFAULTS, "max_epochs": 50, "plugins": [{"class_path": CHECKPOINT_IO}]},
         args=args,
         run=run,
     )

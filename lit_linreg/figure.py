@@ -1,7 +1,7 @@
 """``report.png``: which columns drive the outcome, how much and how sure, and how SGD got there.
 
 Left: each column's effect per standard deviation of the column (so one axis serves every column), the exact
-optimum with its 95% interval, SGD's weight and the planted one when known; one row per column, so 30 columns
+optimum with its (1 - alpha) interval, SGD's weight and the planted one when known; one row per column, so 30 columns
 stay readable. Right: the training loss per epoch against the optimum's.
 """
 
@@ -14,53 +14,50 @@ matplotlib.use("Agg")  # files only: no screen needed
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from lit_linreg.report import level  # noqa: E402
+from lit_linreg.regression import Regression  # noqa: E402
 
-def report_figure(summary: dict, loss_history: list[float]) -> Figure:
-    names = summary["feature_names"]
+
+def report_figure(result: Regression, loss_history: list[float]) -> Figure:
+    names = result.feature_names
     rows = list(range(len(names)))[::-1]  # the first column at the top, as in the table
     height = max(4.0, 0.32 * len(names) + 1.6)
     figure, (effects, curve) = plt.subplots(1, 2, figsize=(12, height), gridspec_kw={"width_ratios": [3, 2]})
 
-    per_sd = summary["per_sd"]["w"] if summary["per_sd"] else None
-    scale = [s if s else 1.0 for s in summary["column_std"]]
-    if per_sd is not None:
-        estimates = [v if v is not None else float("nan") for v in per_sd]
+    scale = [s if s else 1.0 for s in result.column_std]
+    optimum = result.optimum
+    if optimum is not None:
+        estimates = [v if v is not None else float("nan") for v in optimum.per_sd]
         errors = None
-        if summary["intervals"] is not None:
-            bounds = summary["intervals"]["w"]
+        if optimum.lower is not None:
             errors = [
-                [e - lo * s if lo is not None else 0 for e, (lo, _), s in _zip_bounds(estimates, bounds, scale)],
-                [hi * s - e if hi is not None else 0 for e, (_, hi), s in _zip_bounds(estimates, bounds, scale)],
+                [e - lo * s if lo is not None else 0 for e, lo, s in zip(estimates, optimum.lower, scale)],
+                [hi * s - e if hi is not None else 0 for e, hi, s in zip(estimates, optimum.upper, scale)],
             ]
-        label = "exact optimum" + (" with 95% interval" if errors else "")
+        label = "exact optimum" + (f" with {level(result.alpha)} interval" if errors else "")
         effects.errorbar(estimates, rows, xerr=errors, fmt="s", color="tab:green", capsize=4, label=label, ms=6)
-    learned = [w * s for w, s in zip(summary["learned"]["w"], scale, strict=True)]
+    learned = [w * s for w, s in zip(result.learned, scale)]
     effects.scatter(learned, rows, marker="o", s=30, color="tab:blue", label="learned by SGD", zorder=4)
-    if summary["true"] is not None:
-        planted = [w * s for w, s in zip(summary["true"]["w"], scale, strict=True)]
+    if result.truth is not None:
+        planted = [w * s for w, s in zip(result.truth, scale)]
         effects.scatter(planted, rows, marker="x", s=70, color="black", label="planted", zorder=3)
     effects.axvline(0, color="grey", lw=0.8)
     effects.set_yticks(rows, names)
-    effects.set_xlabel(f"effect of one standard deviation of the column on {summary.get('target') or 'the target'}")
+    effects.set_xlabel(f"effect of one standard deviation of the column on {result.target}")
     effects.set_title("Which columns drive the outcome, and how sure")
     effects.legend(loc="best", fontsize=8)
 
     if loss_history:
         curve.plot(range(1, len(loss_history) + 1), loss_history, color="tab:blue", label="training loss (epoch mean)")
-    if summary["optimum"] is not None and summary["optimum"]["loss"] is not None:
-        curve.axhline(summary["optimum"]["loss"], color="tab:green", ls="--", label="exact optimum")
+    if optimum is not None and optimum.loss is not None:
+        curve.axhline(optimum.loss, color="tab:green", ls="--", label="exact optimum")
     if loss_history and min(loss_history) > 0:
         curve.set_yscale("log")
     curve.set_xlabel("epoch")
-    units = ", standardized" if summary["loss_scale"] == "standardized" else ""
-    curve.set_ylabel(f"{summary['loss']}{units}")
-    gap = summary["loss_gap"]
+    units = ", standardized" if result.loss_scale == "standardized" else ""
+    curve.set_ylabel(f"{result.loss}{units}")
+    gap = result.loss_gap
     curve.set_title("Loss" + (f": SGD {gap:+.2%} from the optimum" if gap is not None else ""))
     curve.legend(loc="best", fontsize=8)
     figure.tight_layout()
     return figure
-
-
-def _zip_bounds(estimates, bounds, scale):
-    for e, b, s in zip(estimates, bounds, scale, strict=True):
-        yield e, (b if b is not None else (None, None)), s

@@ -8,29 +8,12 @@ import lightning as L
 import torch
 from torch import Tensor, nn
 
-from lit_linreg.data import LinRegDataModule
 from lit_linreg.data.rows import Batch
 from lit_linreg.errors import UsageError
 from lit_linreg.losses import LOSSES, Loss, elementwise
 from lit_linreg.optim import SGD, Schedule, scheduled_lr
+from lit_linreg.plan import Plan
 from lit_linreg.stats.training import TrainingStatistics
-
-# Newton-sized steps on standardized, whitened columns: the curvature of mean r² is 2, of Huber's loss at most 1,
-# and a sign gradient (mae) moves every weight by at most its column's mean |z|: half a unit is a bold first step.
-AUTO_LR = {"mse": 0.5, "mae": 0.5, "huber": 1.0}
-
-
-def run_steps(loss: str, batch_size: int) -> int:
-    """The run length the CLI chooses when no epochs are given: about 2000 SGD steps, 4000 for mae at batches
-    under 1024 rows.
-
-    A sign gradient (mae) moves by a fixed amount whatever the distance left, and from a few rows it is noisy: at
-    2000 steps two public tables with 32-row batches ended 0.6-0.75 standard errors from the optimum, at 4000
-    none beyond 0.5 (benchmarks/public_tables.py). From 1024 rows a step, 2000 steps ended within 0.11 on every
-    table measured (1M x 10 in benchmarks/bench_peers.py: 0.106), and 4000 would double the fit of a big table.
-    """
-    return 4000 if loss == "mae" and batch_size < 1024 else 2000
-
 
 class LinearRegression(L.LightningModule):
     """Y = X·w + b, fitted by minibatch SGD on a loss of the residuals r = X·w + b - Y.
@@ -43,7 +26,9 @@ class LinearRegression(L.LightningModule):
         n_features: number of weights; the CLI takes it from the data.
         feature_names: one name per weight (from the data); ``null`` names them x1..xd.
         target: the name of what is predicted (from the data).
-        loss: ``mae`` mean |r| (the tutorial's), ``mse`` mean r², or ``huber`` (r²/2 near 0, linear beyond).
+        loss: ``mse`` mean r² (least squares), ``mae`` mean |r| (the tutorial's), or ``huber`` (r²/2 near 0,
+            linear beyond). ``null``: ``mse`` when the rows are a table, as in statsmodels, R and scikit-learn;
+            ``mae`` for the tutorial's planted people (the CLI and ``lit_linreg.fit`` decide; alone, ``mae``).
         huber_delta: where Huber's loss turns from quadratic to linear, in units of the target as trained
             (standard deviations when ``standardize`` is on).
         lr: SGD learning rate: every step moves each parameter by -lr times its (preconditioned) gradient.
@@ -67,7 +52,7 @@ class LinearRegression(L.LightningModule):
         n_features: int = 4,
         feature_names: list[str] | None = None,
         target: str | None = None,
-        loss: Loss = "mae",
+        loss: Loss | None = None,
         huber_delta: float = 1.0,
         lr: float | None = 0.01,
         lr_schedule: Schedule = "constant",
@@ -82,6 +67,7 @@ class LinearRegression(L.LightningModule):
         if lr is None and not standardize:
             raise UsageError("--model.lr null (chosen for you) needs --model.standardize true")
         self.save_hyperparameters(logger=False)  # the TensorBoard callback logs them, with the real metric
+        self.hparams.loss = loss or "mae"
         self.automatic_optimization = False
         self.feature_names = list(feature_names or [f"x{i + 1}" for i in range(n_features)])
         self.w = nn.Parameter(init_w_std * torch.randn(n_features))
@@ -97,6 +83,7 @@ class LinearRegression(L.LightningModule):
         self.register_buffer("b_average", torch.tensor(0.0))
         self.register_buffer("averaged_steps", torch.tensor(0, dtype=torch.long))
         self.lr = lr
+        self.plan: Plan | None = None  # given before training (lit_linreg.plan.plan_run)
         self.preconditioner: Tensor | None = None
         self.total_steps = 0
         self.average_from = 0
@@ -151,15 +138,15 @@ class LinearRegression(L.LightningModule):
     # Fitting
 
     def setup(self, stage: str) -> None:
-        if stage != "fit":
-            return
-        data = self.trainer.datamodule
-        if not isinstance(data, LinRegDataModule):
-            raise UsageError("LinearRegression fits the rows of a LinRegDataModule (trainer.fit(model, datamodule))")
-        self.fit_to(data.training_statistics(), data.batch_size)
+        if stage == "fit" and self.plan is None:  # trainer.fit(model, datamodule) without lit_linreg.plan_run
+            from lit_linreg.plan import plan_run
 
-    def fit_to(self, statistics: TrainingStatistics, batch_size: int) -> None:
-        """Takes from the training rows what SGD needs: scales, preconditioner, learning rate, columns to hold."""
+            plan_run(self.trainer.datamodule, self)
+
+    def follow(self, statistics: TrainingStatistics, plan: Plan) -> None:
+        """Takes the run's plan (its learning rate) and from the training rows what SGD needs: scales, the
+        preconditioner, the columns to hold at 0."""
+        self.plan, self.lr = plan, plan.lr
         moments = statistics.moments
         if self.hparams.standardize:
             self.x_mean.copy_(moments.x_mean)
@@ -173,11 +160,6 @@ class LinearRegression(L.LightningModule):
             self.preconditioner = torch.diag(kept_mask)
         with torch.no_grad():
             self.w[kept_mask == 0] = 0.0
-        if self.hparams.lr is None:
-            lr = AUTO_LR[self.hparams.loss]
-            if not self.hparams.precondition:
-                lr /= statistics.largest_correlation_eigenvalue()
-            self.lr = lr * min(1.0, batch_size / statistics.max_leverage)
 
     def configure_optimizers(self) -> SGD:
         preconditioner = None if self.preconditioner is None else self.preconditioner.to(self.w)
@@ -303,7 +285,7 @@ def _check(n_features, feature_names, loss, huber_delta, lr, lr_schedule, averag
         raise UsageError(f"--model.n_features must be >= 1, got {n_features}")
     if feature_names is not None and len(feature_names) != n_features:
         raise UsageError(f"--model.feature_names has {len(feature_names)} names for {n_features} weights")
-    if loss not in LOSSES:
+    if loss is not None and loss not in LOSSES:
         raise UsageError(f"--model.loss must be mae, mse or huber, got {loss!r}")
     if not huber_delta > 0:
         raise UsageError(f"--model.huber_delta must be > 0, got {huber_delta}")

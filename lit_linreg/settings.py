@@ -63,15 +63,13 @@ def take_settings(checkpoint: dict[str, Any], config, defaults, subcommand: str,
     evaluating = subcommand in EVALUATING
     allowed = ROW_ARGUMENTS if evaluating else RESUME_ROW_ARGUMENTS
     given_data = config.data.as_dict()
-    given_data["path"] = given_data.get("path") or given_data.pop("csv_path", None)
     default_data = defaults.data.as_dict()
-    default_data["path"] = default_data.get("path") or default_data.get("csv_path")
     differences = []
     for key, saved in model.items():
         if key not in LINKED and _given(config.model, defaults.model, key, saved):
             differences.append(_difference(f"--model.{key}", config.model.get(key), saved))
     saved_table = data.get("path")
-    for key in {*data, *given_data} - {"csv_path"}:
+    for key in {*data, *given_data}:
         if key in allowed or (key in COLUMNS and evaluating and given_data.get(key) is None):
             continue
         given, default = given_data.get(key), default_data.get(key)
@@ -95,8 +93,6 @@ def take_settings(checkpoint: dict[str, Any], config, defaults, subcommand: str,
         if saved_table is None:
             config.data["target"], config.data["features"] = model.get("target"), model.get("feature_names")
             config.data["categorical"] = {}
-    if "csv_path" in config.data:
-        config.data["csv_path"] = None
     if "seed" in data:
         config["seed_everything"] = data["seed"]
 

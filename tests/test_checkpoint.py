@@ -21,9 +21,9 @@ def test_last_checkpoint_holds_the_whole_model_and_loads_with_weights_only(tmp_p
     assert [p.name for p in path.parent.iterdir()] == ["last.ckpt"]  # no partial file left
     checkpoint = torch.load(path, weights_only=True)
     assert torch.equal(checkpoint["state_dict"]["w"], cli.model.w.detach())
-    assert checkpoint["global_step"] == 2 * cli.datamodule.steps_per_epoch
+    assert checkpoint["global_step"] == 2 * cli.datamodule.plan.steps_per_epoch
     hp, data = checkpoint["hyper_parameters"], checkpoint["datamodule_hyper_parameters"]
-    assert hp["feature_names"][:2] == ["age", "sex"] and hp["target"] == "progression" and hp["loss"] == "mae"
+    assert hp["feature_names"][:2] == ["age", "sex"] and hp["target"] == "progression" and hp["loss"] == "mse"
     assert data["features"] == hp["feature_names"] and "true_w" not in data  # the table's settings only
     scale = checkpoint["state_dict"]
     assert torch.equal(scale["x_mean"], cli.model.x_mean) and scale["y_scale"].item() > 1

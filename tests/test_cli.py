@@ -33,7 +33,7 @@ def test_configs_stack(capsys):
 def test_overrides_reach_the_instantiated_objects(tmp_path):
     cli = fit(tmp_path, "--model.lr", "0.05", "--data.batch_size", "32", "--trainer.max_epochs", "2")
     assert cli.model.hparams.lr == 0.05 and cli.trainer.optimizers[0].param_groups[0]["lr"] == 0.05
-    assert cli.datamodule.batch_size == 32
+    assert cli.datamodule.plan.batch_size == 32
     assert cli.trainer.max_epochs == 2 and cli.trainer.global_step == 2 * 16  # 500 rows / 32 = 16 steps
 
 
@@ -50,13 +50,13 @@ def test_a_single_feature_needs_no_brackets(tmp_path):
 
 def test_table_settings_are_chosen_from_the_table(tmp_path):
     cli = fit(tmp_path, "--config", str(CONFIGS / "csv.yaml"), "--data.path", str(DIABETES))
-    data = cli.datamodule
-    per_pass = -(-442 // data.batch_size)
-    assert data.batch_size >= 4 * 11  # 4 rows a parameter at least
-    assert data.passes_per_epoch == -(-32 // per_pass) and data.steps_per_epoch == data.passes_per_epoch * per_pass
-    steps = data.steps_per_epoch
-    assert cli.trainer.max_epochs == min(200, max(8, -(-4000 // steps)))  # mae: about 4000 steps, 8 to 200 epochs
-    assert cli.model.lr == pytest.approx(0.5)  # mae's Newton-sized step on whitened columns
+    plan = cli.datamodule.plan
+    assert cli.model.plan is plan and cli.model.hparams.loss == "mse"  # least squares: a table's default
+    per_pass = -(-442 // plan.batch_size)
+    assert plan.batch_size >= 4 * 11  # 4 rows a parameter at least
+    assert plan.passes_per_epoch == -(-32 // per_pass) and plan.steps_per_epoch == plan.passes_per_epoch * per_pass
+    assert cli.trainer.max_epochs == plan.epochs == min(200, max(8, -(-2000 // plan.steps_per_epoch)))
+    assert cli.model.lr == plan.lr == pytest.approx(0.5)  # mse's Newton-sized step on whitened columns
 
 
 def test_config_is_saved_and_rerun_into_the_same_directory_works(tmp_path):

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from lit_linreg.data import LinRegDataModule
-from lit_linreg.data.datamodule import auto_batch_size
+from lit_linreg.plan import auto_batch_size
 from lit_linreg.data.sampler import StepBatches, epoch_seed
 from lit_linreg.stats.training import TrainingStatistics
 

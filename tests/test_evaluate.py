@@ -115,7 +115,7 @@ def test_test_on_another_file_measures_all_its_rows(diabetes_run, tmp_path, caps
     other = tmp_path / "other.csv"
     lines = DIABETES.read_text().splitlines()
     other.write_text("\n".join([lines[0], *lines[1:61]]) + "\n")
-    metrics = evaluate(tmp_path, "test", "--ckpt_path", str(last_checkpoint(cli)), "--data.csv_path", str(other))
+    metrics = evaluate(tmp_path, "test", "--ckpt_path", str(last_checkpoint(cli)), "--data.path", str(other))
     assert f"test: all 60 rows of {other}, a table other than the one trained on ({DIABETES})" in (
         capsys.readouterr().out
     )

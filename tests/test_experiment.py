@@ -2,7 +2,7 @@
 
 import torch
 
-from lit_linreg.data.planted import planted_rows
+from lit_linreg.data.sources import PlantedPeople
 from lit_linreg.data.sampler import epoch_seed
 from tests.conftest import CONFIGS, fit, read_summary
 
@@ -22,7 +22,9 @@ def test_the_run_is_the_tutorials_plain_sgd_loop_bit_for_bit(tutorial_run):
     """The same 1600 updates written as a plain loop: seeded data, seeded init, each epoch's shuffle, p -= lr·grad."""
     cli, _ = tutorial_run
     generator = torch.Generator().manual_seed(42)
-    x, y = planted_rows(500, [8.1, 2.0, 2.0, 4.0], 1.1, 0.01, 0.0, generator)
+    people = PlantedPeople(500, [8.1, 2.0, 2.0, 4.0], 1.1, 0.01, 0.0, None)
+    rows = people.rows(generator)
+    x, y = rows.x, rows.y
     torch.manual_seed(42)  # what seed_everything does before the model draws its initial weights
     w = (0.1 * torch.randn(4)).requires_grad_()
     b = torch.tensor(0.01, requires_grad=True)

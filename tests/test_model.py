@@ -5,6 +5,7 @@ import torch
 
 from lit_linreg.model import LinearRegression
 from lit_linreg.optim import SGD, scheduled_lr
+from lit_linreg.plan import make_plan
 from lit_linreg.stats.training import TrainingStatistics
 
 
@@ -60,7 +61,8 @@ def fitted(standardize: bool, precondition: bool, lr: float | None = 0.1, **kwar
     y = x @ torch.tensor([2.0, -0.1, 30.0], dtype=torch.float64) + 5.0
     stats = TrainingStatistics.of(x, y, ["a", "b", "c"])
     model = LinearRegression(n_features=3, lr=lr, standardize=standardize, precondition=precondition, **kwargs)
-    model.fit_to(stats, batch_size=32)
+    settings = {k: model.hparams[k] for k in ("loss", "lr", "lr_schedule", "average_tail", "standardize", "precondition")}
+    model.follow(stats, make_plan(stats, len(x), batch_size=32, passes_per_epoch=1, **settings))
     return model, x, y, stats
 
 

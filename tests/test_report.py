@@ -6,6 +6,7 @@ import math
 import numpy as np
 import pytest
 
+from lit_linreg.regression import Convergence, Optimum, Regression
 from lit_linreg.report import format_table, shown_path, significant
 from tests.conftest import CONFIGS, fit, log_dir, read_summary
 
@@ -35,18 +36,21 @@ def test_summary_keeps_its_keys_and_adds_the_inference(tutorial_run):
 
 def test_table_prints_significant_digits_not_fixed_decimals():
     assert significant(-1.7e-5) == "-1.7e-5" and significant(8.09949) == "8.0995" and significant(2.0) == "2"
-    summary = {
-        "feature_names": ["tiny"],
-        "true": None,
-        "optimum": {"w": [-1.7e-5], "b": 3.0, "fitted": [True]},
-        "std_errors": {"w": [2e-6], "b": 0.1},
-        "p_values": {"w": [1e-12], "b": 0.5},
-        "intervals": {"w": [[-2.1e-5, -1.3e-5]], "b": [2.8, 3.2]},
-        "per_sd": {"w": [-0.5]},
-        "learned": {"w": [-1.69e-5], "b": 3.01},
-        "convergence": {"distance_se": {"w": [0.05], "b": 0.1}},
-    }
-    row = format_table(summary).splitlines()[1].split()
+    optimum = Optimum(
+        estimates=[-1.7e-5, 3.0], fitted=[True], loss=0.5, method="least squares (QR)", per_sd=[-0.5],
+        fit_measure=0.9, fit_measure_name="R²", nobs=30, df_resid=28, condition_number=1.0,
+        std_errors=[2e-6, 0.1], t_values=[-8.5, 30.0], p_values=[1e-12, 0.5],
+        lower=[-2.1e-5, 2.8], upper=[-1.3e-5, 3.2],
+    )  # fmt: skip
+    result = Regression(
+        feature_names=["tiny"], target="y", loss="mse", loss_scale="original", alpha=0.05, learned=[-1.69e-5, 3.01],
+        train_loss=0.5, column_std=[1.0], n_train=30, optimum=optimum,
+        convergence=Convergence([0.05, 0.1], 0.1, True, None),
+    )  # fmt: skip
+    title, header, row, _ = format_table(result).splitlines()[:4]
+    assert title == "Least squares (QR): y on 1 column and a bias, 30 rows"
+    assert header.split()[5:7] == ["[0.025", "0.975]"]
+    row = row.split()
     assert row == ["tiny", "-1.7e-5", "2e-6", "1e-12", "-2.1e-5", "-1.3e-5", "-0.5", "-1.69e-5", "0.05"]
 
 

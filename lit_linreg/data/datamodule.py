@@ -1,8 +1,7 @@
-"""LinRegDataModule: the rows to fit, the held-out split, and the batches of every step."""
+"""LinRegDataModule: the rows to fit (from a source), the held-out split, and the batches of every step."""
 
 from __future__ import annotations
 
-import math
 from typing import Any, Literal
 
 import lightning as L
@@ -10,18 +9,24 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, SequentialSampler
 
-from lit_linreg.data.planted import TUTORIAL_FEATURES, TUTORIAL_TARGET, planted_rows
 from lit_linreg.data.rows import Batch, BatchLoader, Rows, whole_batch
 from lit_linreg.data.sampler import StepBatches
-from lit_linreg.data.store import PredictTable, load_design
-from lit_linreg.data.table import Columns, CsvFormat, choose_columns, read_file, resolve_columns
+from lit_linreg.data.sources import (
+    TUTORIAL_FEATURES,
+    FittedColumns,
+    InMemoryTable,
+    MemoryMappedTable,
+    PlantedPeople,
+    Source,
+)
+from lit_linreg.data.store import PredictTable
+from lit_linreg.data.table import Columns, CsvFormat
 from lit_linreg.errors import UsageError
+from lit_linreg.plan import Plan
 from lit_linreg.stats.training import TrainingStatistics
 
 PLANTED_ARGS = ["n_samples", "true_w", "true_b", "noise_std", "noise_mean", "feature_names"]
 TABLE_ARGS = ["path", "target", "features", "categorical", "missing", "delimiter", "encoding", "memory_map"]
-# The shortest epoch ``passes_per_epoch: null`` makes: the tutorial's (500 rows at batch 16).
-MIN_STEPS_PER_EPOCH = 32
 EVALUATION_BATCH = 65_536  # rows per evaluation batch: speed only, the metrics are sums
 
 
@@ -40,7 +45,6 @@ class LinRegDataModule(L.LightningDataModule):
         feature_names: one name per planted weight; ``null`` names them x1..xd.
         path: fit this table instead of generated data: a CSV file (any of , ; tab | as delimiter), Parquet
             (.parquet) or Arrow/Feather (.feather, .arrow). The planted-data arguments are then ignored.
-        csv_path: the former name of ``path``, still accepted.
         target: the column to predict.
         features: the columns to predict it from (one name, or a list); ``null`` takes every column but the target.
         categorical: feature columns to treat as categories (text columns always are), or a mapping from each to
@@ -73,7 +77,6 @@ class LinRegDataModule(L.LightningDataModule):
         noise_mean: float = 0.0,
         feature_names: list[str] | None = TUTORIAL_FEATURES,  # noqa: B006
         path: str | None = None,
-        csv_path: str | None = None,
         target: str | None = None,
         features: list[str] | str | None = None,
         categorical: list[str] | str | dict[str, list[str]] | None = None,
@@ -100,111 +103,78 @@ class LinRegDataModule(L.LightningDataModule):
         if missing not in ("error", "drop"):
             raise UsageError(f"--data.missing must be error or drop, got {missing!r}")
         self.csv_format = CsvFormat(delimiter, encoding)
-        if path is not None and csv_path is not None and path != csv_path:
-            raise UsageError(f"--data.path {path} and --data.csv_path {csv_path} name different tables: give one")
-        path = path if path is not None else csv_path
-        self.planted = path is None
-        self._statistics: TrainingStatistics | None = None
-        self.save_hyperparameters(ignore=["csv_path", *(TABLE_ARGS if self.planted else PLANTED_ARGS)], logger=False)
-        self.true_w: list[float] | None = None
-        self.true_b: float | None = None
-        self.columns: Columns | None = None
+        planted = path is None and target is None
+        self.save_hyperparameters(ignore=TABLE_ARGS if planted else PLANTED_ARGS, logger=False)
+        if planted:
+            source = PlantedPeople(n_samples, true_w, true_b, noise_std, noise_mean, feature_names)
+        elif path is None:
+            if features is None or not isinstance(categorical, dict):
+                raise UsageError(f"--data.target {target} needs --data.path, the table it is a column of")
+            source = FittedColumns(Columns(target, list(features), {k: list(v) for k, v in categorical.items()}))
+        elif memory_map:  # streamed into the memory-mapped cache, which remembers the columns it made
+            source = MemoryMappedTable(path, target, features, categorical, missing, self.csv_format)
+        else:
+            source = InMemoryTable.read(path, target, features, categorical, missing, self.csv_format)
+        self._use(source)
+
+    @classmethod
+    def of(cls, source: Source, **settings: Any) -> LinRegDataModule:
+        """The data module of a source built in Python (``lit_linreg.fit``'s table); ``settings`` are the
+        loading ones (batch_size, val_fraction, seed...). The checkpoint records its columns, not its rows."""
+        data = cls(**settings)
+        for name in PLANTED_ARGS:
+            data.hparams.pop(name, None)
+        data.hparams.update(path=None, missing=getattr(source, "missing", "error"), memory_map=False)
+        data._use(source)
+        return data
+
+    def _use(self, source: Source) -> None:
+        self.source = source
+        self.feature_names, self.target, self.columns = source.feature_names, source.target, source.columns
+        if self.columns is not None:  # the columns actually used: a model can be applied without the table
+            self.hparams.update(
+                target=self.columns.target,
+                features=list(self.columns.features),
+                categorical={k: list(v) for k, v in self.columns.categorical.items()},
+            )
+        self.true_w, self.true_b = source.truth or (None, None)
         self.notes: list[str] = []
-        self._table = None  # the file as read at start-up, converted in setup
-        self._mapped = None  # or its memory-mapped cache
+        self.plan: Plan | None = None  # given by lit_linreg.plan.plan_run before training
+        self._statistics: TrainingStatistics | None = None
         self._predict_table: PredictTable | None = None
         self._trained_on: str | None = None  # the table of the checkpoint this data was restored from
-        if self.planted:
-            _check_planted(n_samples, true_w, noise_std, feature_names)
-            self.feature_names = list(feature_names or [f"x{i + 1}" for i in range(len(true_w))])
-            self.target = TUTORIAL_TARGET
-            # What the fit should find: the noise mean adds to the planted bias (the tutorial's 1.1 became 1.0).
-            self.true_w, self.true_b = list(true_w), true_b + noise_mean
-        else:
-            if target is None:
-                raise UsageError(f"--data.path {path} needs --data.target, the column to predict")
-            self.hparams.path = path
-            self.columns = self._resolve_columns(path, target, features, categorical)
-            # The checkpoint records the columns actually used, so a model can be applied without the table.
-            self.hparams.features = list(self.columns.features)
-            self.hparams.categorical = {k: list(v) for k, v in self.columns.categorical.items()}
-            self.feature_names = self.columns.names
-            self.target = target
         self.x: Tensor | None = None
         self.y: Tensor | None = None
         self.n_rows = self.n_train = self.n_val = 0
         self._y_sum: float | None = None
-        self._batch_size: int | None = batch_size
-
-    def _resolve_columns(self, path: str, target: str, features: list[str] | str | None, categorical: Any) -> Columns:
-        features = [features] if isinstance(features, str) else features
-        categorical = [categorical] if isinstance(categorical, str) else categorical
-        hp = self.hparams
-        if hp.memory_map:  # streamed into the memory-mapped cache, which remembers the columns it made
-            from lit_linreg.data.mapped import open_mapped
-
-            self._mapped = open_mapped(path, target, features, categorical, hp.missing, self.csv_format)
-            return self._mapped.columns
-        if features is not None and isinstance(categorical, dict):  # fully given (from a checkpoint, say)
-            return Columns(target, list(features), {k: list(v) for k, v in categorical.items()})
-        self._table = read_file(path, "--data.path", self.csv_format)
-        features = choose_columns(self._table.column_names, target, features, path)
-        self._table = self._table.select([*features, target])
-        return resolve_columns([self._table], self._table.schema, target, features, categorical or [], path)
 
     @property
     def memory_mapped(self) -> bool:
         """Whether the rows stay on disk (``memory_map``): then the end-of-fit analysis streams them too."""
-        return self._mapped is not None
+        return self.source.memory_mapped
 
     @property
     def n_features(self) -> int:
         """How many weights the model needs; the CLI hands it to the model."""
         return len(self.feature_names)
 
-    @property
-    def batch_size(self) -> int:
-        """Rows per SGD step: as given, or chosen from the training rows when ``batch_size`` is null."""
-        if self._batch_size is None:
-            self._batch_size = auto_batch_size(self.n_train, self.training_statistics())
-        return self._batch_size
-
-    @property
-    def passes_per_epoch(self) -> int:
-        """Passes over the training rows an epoch: as given, or enough for ``MIN_STEPS_PER_EPOCH`` when null."""
-        if self.hparams.passes_per_epoch is not None:
-            return self.hparams.passes_per_epoch
-        return math.ceil(MIN_STEPS_PER_EPOCH / math.ceil(self.n_train / self.batch_size))
-
-    @property
-    def steps_per_epoch(self) -> int:
-        return self.passes_per_epoch * math.ceil(self.n_train / self.batch_size)
-
-    def recommended_epochs(self, target_steps: int) -> int:
-        """Epochs for a run of about ``target_steps`` SGD steps: at least 8 (every row seen several times), at most
-        200; the CLI uses it when max_epochs and max_steps are unset."""
-        self.setup("fit")
-        return min(200, max(8, math.ceil(target_steps / self.steps_per_epoch)))
-
     # ------------------------------------------------------------------------------------------------------------
     # Loading
 
     def setup(self, stage: str | None = None) -> None:
+        if stage == "predict" and (self.hparams.predict_path is not None or self.columns is not None):
+            return  # predict reads its own file (predict_table): the training rows are not needed
+        self._load()
+
+    def _load(self) -> None:
+        """The source's rows, once, and the held-out split."""
         if self.x is not None:
             return
-        if stage == "predict" and (self.hparams.predict_path is not None or not self.planted):
-            return  # predict reads its own file (predict_table): the training rows are not needed
         hp = self.hparams
         generator = torch.Generator().manual_seed(hp.seed)  # the data, then the held-out split
-        if self.planted:
-            x, y = planted_rows(hp.n_samples, hp.true_w, hp.true_b, hp.noise_std, hp.noise_mean, generator)
-        elif self._mapped is not None:
-            x, y, self._statistics = self._mapped.x, self._mapped.y, self._mapped.statistics
-            self.notes.extend(self._mapped.notes)
-        else:
-            x, y, notes = load_design(self._table, self.columns, hp.path, hp.missing, self.csv_format)
-            self._table = None
-            self.notes.extend(notes)
+        rows = self.source.rows(generator)
+        x, y, self._statistics = rows.x, rows.y, rows.statistics
+        self.notes.extend(rows.notes)
         self.n_rows = len(x)
         self.n_val = round(self.n_rows * hp.val_fraction)
         self.n_train = self.n_rows - self.n_val
@@ -221,15 +191,16 @@ class LinRegDataModule(L.LightningDataModule):
 
     def train_rows(self) -> tuple[Tensor, Tensor]:
         """The training rows (views, not copies)."""
+        self._load()
         return self.x[: self.n_train], self.y[: self.n_train]
 
     def held_out_rows(self) -> tuple[Tensor, Tensor]:
+        self._load()
         return self.x[self.n_train :], self.y[self.n_train :]
 
     def training_statistics(self) -> TrainingStatistics:
         """Moments, column checks and largest leverage of the training rows, in float64 (one or two passes)."""
         if self._statistics is None:
-            self.setup("fit")
             self._statistics = TrainingStatistics.of(*self.train_rows(), self.feature_names)
         return self._statistics
 
@@ -242,13 +213,13 @@ class LinRegDataModule(L.LightningDataModule):
         trainer = self.trainer
         batches = StepBatches(
             self.n_train,
-            self.batch_size,
+            self.plan.batch_size,
             self.hparams.seed,
             first_step=lambda: trainer.global_step,
             rank=trainer.global_rank,
             world_size=trainer.world_size,
             block_rows=self.hparams.shuffle_block_rows,
-            passes=self.passes_per_epoch,
+            passes=self.plan.passes_per_epoch,
         )
         return BatchLoader(Rows(*self.train_rows()), batches)
 
@@ -266,7 +237,7 @@ class LinRegDataModule(L.LightningDataModule):
 
     def describe_rows(self) -> str:
         """Which rows ``validate`` and ``test`` measure, in words."""
-        source = _source(self.hparams.get("path"))
+        source = self.source.name
         if self._trained_on not in (None, source):  # the checkpoint's model, measured on another table
             return f"all {self.n_rows} rows of {source}, a table other than the one trained on ({self._trained_on})"
         if self.n_val:
@@ -307,7 +278,7 @@ class LinRegDataModule(L.LightningDataModule):
                 columns = self.columns or Columns(self.target, list(self.feature_names), {})
                 self._predict_table = PredictTable.read(path, columns, self.csv_format, hp.get("missing", "error"))
             else:
-                self.setup("predict")
+                self._load()
                 self._predict_table = PredictTable.of_rows(self.x, self.y, self.feature_names, self.target)
         return self._predict_table
 
@@ -317,20 +288,19 @@ class LinRegDataModule(L.LightningDataModule):
     def state_dict(self) -> dict[str, Any]:
         if self.y is None:
             return {}
-        return {"rows": self.n_rows, "target_sum": self._target_sum(), "path": self.hparams.get("path")}
+        return {"rows": self.n_rows, "target_sum": self._target_sum(), "path": self.source.name}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         if not state_dict:
             return
-        self._trained_on = _source(state_dict.get("path"))
-        if self.y is None or state_dict.get("path") != self.hparams.get("path"):
+        self._trained_on = state_dict.get("path") or PlantedPeople.name
+        if self.y is None or self._trained_on != self.source.name:
             return
         rows, total = state_dict["rows"], state_dict["target_sum"]
         now = self._target_sum()
         if rows != self.n_rows or abs(now - total) > 1e-9 * max(abs(total), 1.0):
-            source = _source(self.hparams.get("path"))
             raise UsageError(
-                f"{source} is not the table the checkpoint was trained on: it has {self.n_rows} rows (checkpoint: "
+                f"{self.source.name} is not the table the checkpoint was trained on: it has {self.n_rows} rows (checkpoint: "
                 f"{rows}){'' if rows != self.n_rows else ' and other values'}, so its held-out split would differ"
             )
 
@@ -341,25 +311,6 @@ class LinRegDataModule(L.LightningDataModule):
         return self._y_sum
 
 
-def auto_batch_size(n_rows: int, statistics: TrainingStatistics, most: int = 8192) -> int:
-    """About 64 steps an epoch, within [4 x parameters, 8192], at least the largest row leverage, then evened out.
-
-    Each batch holds at least 4 rows per parameter and as many as the most leveraged row weighs once the columns
-    are whitened, so that a Newton-sized step is stable; the batches of an epoch are then made equal, because a
-    small last batch takes as big a step on much less information.
-    """
-    parameters = len(statistics.design.kept) + 1
-    least = 2 ** math.ceil(math.log2(max(4 * parameters, statistics.max_leverage)))
-    target = min(most, 2 ** round(math.log2(max(n_rows / 64, 1))))
-    size = min(max(least, target), n_rows)
-    return math.ceil(n_rows / math.ceil(n_rows / size))
-
-
-def _source(path: str | None) -> str:
-    """The rows' origin, in words: the table's path, or the planted data."""
-    return path or "the planted data"
-
-
 def _held_out_last(x: Tensor, y: Tensor, n_val: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
     """Moves a seeded random n_val rows to the end, once, so that both sets are views: no copy per loader."""
     held_out = torch.randperm(len(x), generator=generator)[:n_val]
@@ -367,17 +318,3 @@ def _held_out_last(x: Tensor, y: Tensor, n_val: int, generator: torch.Generator)
     keep[held_out] = False
     order = torch.cat([keep.nonzero().squeeze(1), held_out.sort().values])
     return x[order], y[order]
-
-
-def _check_planted(n_samples: int, true_w: list[float], noise_std: float, names: list[str] | None) -> None:
-    if n_samples < 1:
-        raise UsageError(f"--data.n_samples must be >= 1, got {n_samples}")
-    if not noise_std >= 0:
-        raise UsageError(f"--data.noise_std must be >= 0, got {noise_std}")
-    if not true_w:
-        raise UsageError("--data.true_w must name at least one weight, got []")
-    if names is not None and len(names) != len(true_w):
-        raise UsageError(
-            f"--data.true_w has {len(true_w)} weights but --data.feature_names has {len(names)} "
-            f"names ({names}); give one name per weight, or feature_names: null"
-        )

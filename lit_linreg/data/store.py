@@ -67,18 +67,23 @@ class PredictTable:
 
     @staticmethod
     def read(path: str, columns: Columns, csv_format: CsvFormat, missing: str = "error") -> PredictTable:
-        table = read_file(path, "--data.predict_path", csv_format)
+        return PredictTable.of(read_file(path, "--data.predict_path", csv_format), columns, missing, path)
+
+    @staticmethod
+    def of(table: pa.Table, columns: Columns, missing: str, path: str | None, name: str | None = None) -> PredictTable:
+        """The rows of ``table`` (a file's, or one given in Python, then ``name``d) as the model's inputs."""
+        name = name or f"--data.predict_path {path}"
         present = set(table.column_names)
-        absent = [name for name in columns.features if name not in present]
+        absent = [column for column in columns.features if column not in present]
         if absent:
             raise UsageError(
-                f"--data.predict_path {path} lacks the feature column(s) {', '.join(map(repr, absent))} the "
-                f"model was trained on (its features: {', '.join(columns.features)})"
+                f"{name} lacks the feature column(s) {', '.join(map(repr, absent))} the model was trained on (its "
+                f"features: {', '.join(columns.features)})"
             )
         # The target, when present, is written back as it is: only the features have to be complete.
         inputs = Columns(columns.target, columns.features, columns.categorical)
-        x, _, _, complete = to_design(table.drop_columns(_present(table, [columns.target])), inputs, path, missing,
-                                      target_optional=True)  # fmt: skip
+        x, _, _, complete = to_design(table.drop_columns(_present(table, [columns.target])), inputs,
+                                      path or name, missing, target_optional=True)  # fmt: skip
         return PredictTable(path, table, torch.from_numpy(x), complete)
 
     @staticmethod

@@ -80,8 +80,10 @@ def analyse(
     seed: int = 0,
     moments: Moments | None = None,
     materialize: bool = True,
+    alpha: float = 0.05,
 ) -> Analysis:
-    """The analysis of y ≈ X·w + b under ``loss``; ``huber_delta`` is in standard deviations of y."""
+    """The analysis of y ≈ X·w + b under ``loss``, intervals at level 1 - alpha; ``huber_delta`` is in standard
+    deviations of y."""
     moments = moments or Moments.of(x, y)
     design = check_design(moments, names)
     rows = DesignRows(x, y, moments, design.kept, materialize=materialize)
@@ -131,7 +133,7 @@ def analyse(
     if largest_residual <= EXACT_FIT_TOL:
         notes.append("the optimum fits every row exactly (all residuals are 0): there is no uncertainty to estimate")
         return analysis
-    _infer(analysis, rows, beta, loss, huber_delta, covariance_kind, bootstrap, seed)
+    _infer(analysis, rows, beta, loss, huber_delta, covariance_kind, bootstrap, seed, alpha)
     return analysis
 
 
@@ -144,18 +146,19 @@ def _infer(
     covariance_kind: str,
     bootstrap: int,
     seed: int,
+    alpha: float,
 ) -> None:
     d = len(analysis.weights)
     jacobian, offset = rows.jacobian(d)
     theta = jacobian @ beta + offset
     cov = jacobian @ covariance(rows, beta, loss, covariance_kind, huber_delta) @ jacobian.T
     std_error = cov.diagonal().clamp(min=0).sqrt()
-    statistic, p_value, low, high = t_statistics(theta, std_error, analysis.df_resid)
+    statistic, p_value, low, high = t_statistics(theta, std_error, analysis.df_resid, alpha)
     analysis.covariance = COVARIANCE_NAMES[(loss, covariance_kind)]
     analysis.interval = f"Student's t, {analysis.df_resid} degrees of freedom"
     if bootstrap:
         fits = bootstrap_fits(rows, loss, huber_delta, bootstrap, seed, d)
-        low, high = torch.quantile(fits, torch.tensor([0.025, 0.975], dtype=torch.float64), dim=0)
+        low, high = torch.quantile(fits, torch.tensor([alpha / 2, 1 - alpha / 2], dtype=torch.float64), dim=0)
         analysis.interval = f"percentile bootstrap, {bootstrap} resamples of the rows"
     for j, c in enumerate([*analysis.weights, analysis.bias]):
         if not c.fitted:

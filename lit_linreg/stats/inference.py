@@ -121,11 +121,13 @@ def _quantile(v: Tensor, q: float) -> float:
     return a + (b - a) * (position - low)
 
 
-def t_statistics(estimate: Tensor, std_error: Tensor, df: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """(t, two-sided p-value, 95% lower, 95% upper) with Student's t on ``df`` degrees of freedom."""
+def t_statistics(
+    estimate: Tensor, std_error: Tensor, df: int, alpha: float = 0.05
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """(t, two-sided p-value, lower, upper) with Student's t on ``df`` degrees of freedom, at level 1 - alpha."""
     t = estimate / std_error
     p = torch.from_numpy(2 * scipy_stats.t.sf(t.abs().numpy(), df))
-    half_width = float(scipy_stats.t.ppf(0.975, df)) * std_error
+    half_width = float(scipy_stats.t.ppf(1 - alpha / 2, df)) * std_error
     return t, p, estimate - half_width, estimate + half_width
 
 
