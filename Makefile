@@ -14,8 +14,8 @@ STAMP  := $(VENV)/.installed
 # matplotlib's: 3.3 deprecates names matplotlib 3.8.0 calls, whose notices would reach a console showing warnings.)
 LOWEST_VENV := .venv-lowest
 LOWEST      := "lightning==2.6.0" "jsonargparse[signatures]==4.43.0" "tensorboard==2.21.0" "numpy==1.26.0" \
-               "scipy==1.11.1" "matplotlib==3.8.0" "pyparsing<3.3" "pyarrow==15.0.0" "statsmodels>=0.15" \
-               "pytest>=8" "pytest-xdist>=3.5"
+               "scipy==1.11.1" "matplotlib==3.8.0" "pyparsing<3.3" "pyarrow==15.0.0" "pandas==2.1.1" \
+               "scikit-learn==1.6.0" "statsmodels>=0.15" "pytest>=8" "pytest-xdist>=3.5"
 # One test process per core the suite may use (pytest-xdist), each taking the next test as it finishes one: the
 # slow tests are mostly start-up of real processes, not arithmetic, and overlap well.
 PYTEST := -m pytest -n auto --dist worksteal

@@ -14,8 +14,8 @@ matplotlib.use("Agg")  # files only: no screen needed
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from lit_linreg.report import level  # noqa: E402
 from lit_linreg.regression import Regression  # noqa: E402
+from lit_linreg.report import level  # noqa: E402
 
 
 def report_figure(result: Regression, loss_history: list[float]) -> Figure:
@@ -31,15 +31,15 @@ def report_figure(result: Regression, loss_history: list[float]) -> Figure:
         errors = None
         if optimum.lower is not None:
             errors = [
-                [e - lo * s if lo is not None else 0 for e, lo, s in zip(estimates, optimum.lower, scale)],
-                [hi * s - e if hi is not None else 0 for e, hi, s in zip(estimates, optimum.upper, scale)],
+                [e - lo * s if lo is not None else 0 for e, lo, s in zip(estimates, optimum.lower, scale, strict=True)],
+                [hi * s - e if hi is not None else 0 for e, hi, s in zip(estimates, optimum.upper, scale, strict=True)],
             ]
         label = "exact optimum" + (f" with {level(result.alpha)} interval" if errors else "")
         effects.errorbar(estimates, rows, xerr=errors, fmt="s", color="tab:green", capsize=4, label=label, ms=6)
-    learned = [w * s for w, s in zip(result.learned, scale)]
+    learned = [w * s for w, s in zip(result.learned[:-1], scale, strict=True)]
     effects.scatter(learned, rows, marker="o", s=30, color="tab:blue", label="learned by SGD", zorder=4)
     if result.truth is not None:
-        planted = [w * s for w, s in zip(result.truth, scale)]
+        planted = [w * s for w, s in zip(result.truth[:-1], scale, strict=True)]
         effects.scatter(planted, rows, marker="x", s=70, color="black", label="planted", zorder=3)
     effects.axvline(0, color="grey", lw=0.8)
     effects.set_yticks(rows, names)

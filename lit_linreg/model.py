@@ -15,6 +15,7 @@ from lit_linreg.optim import SGD, Schedule, scheduled_lr
 from lit_linreg.plan import Plan
 from lit_linreg.stats.training import TrainingStatistics
 
+
 class LinearRegression(L.LightningModule):
     """Y = X·w + b, fitted by minibatch SGD on a loss of the residuals r = X·w + b - Y.
 

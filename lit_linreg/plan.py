@@ -74,9 +74,7 @@ def make_plan(
         lr *= min(1.0, batch_size / statistics.max_leverage)
     # About run_steps(...) steps: at least 8 epochs (every row seen several times), at most 200.
     epochs = min(200, max(8, math.ceil(run_steps(loss, batch_size) / steps_per_epoch)))
-    return Plan(
-        batch_size, passes, steps_per_epoch, epochs, lr, lr_schedule, average_tail, standardize, precondition
-    )
+    return Plan(batch_size, passes, steps_per_epoch, epochs, lr, lr_schedule, average_tail, standardize, precondition)
 
 
 def plan_run(data, model) -> Plan:

@@ -163,7 +163,9 @@ class Regression:
     def params(self) -> pd.Series:
         """The exact optimum's weights and bias (NaN for a column left out)."""
         optimum = self._require_optimum("params")
-        estimates = [v if fitted else math.nan for v, fitted in zip(optimum.estimates, [*optimum.fitted, True])]
+        estimates = [
+            v if fitted else math.nan for v, fitted in zip(optimum.estimates, [*optimum.fitted, True], strict=True)
+        ]
         return self._series(estimates, "params")
 
     @property

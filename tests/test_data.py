@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from lit_linreg.data import LinRegDataModule
-from lit_linreg.plan import auto_batch_size
 from lit_linreg.data.sampler import StepBatches, epoch_seed
+from lit_linreg.plan import auto_batch_size
 from lit_linreg.stats.training import TrainingStatistics
 
 

@@ -2,8 +2,8 @@
 
 import torch
 
-from lit_linreg.data.sources import PlantedPeople
 from lit_linreg.data.sampler import epoch_seed
+from lit_linreg.data.sources import PlantedPeople
 from tests.conftest import CONFIGS, fit, read_summary
 
 

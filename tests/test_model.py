@@ -61,7 +61,8 @@ def fitted(standardize: bool, precondition: bool, lr: float | None = 0.1, **kwar
     y = x @ torch.tensor([2.0, -0.1, 30.0], dtype=torch.float64) + 5.0
     stats = TrainingStatistics.of(x, y, ["a", "b", "c"])
     model = LinearRegression(n_features=3, lr=lr, standardize=standardize, precondition=precondition, **kwargs)
-    settings = {k: model.hparams[k] for k in ("loss", "lr", "lr_schedule", "average_tail", "standardize", "precondition")}
+    names = ("loss", "lr", "lr_schedule", "average_tail", "standardize", "precondition")
+    settings = {k: model.hparams[k] for k in names}
     model.follow(stats, make_plan(stats, len(x), batch_size=32, passes_per_epoch=1, **settings))
     return model, x, y, stats
 

@@ -300,8 +300,9 @@ class LinRegDataModule(L.LightningDataModule):
         now = self._target_sum()
         if rows != self.n_rows or abs(now - total) > 1e-9 * max(abs(total), 1.0):
             raise UsageError(
-                f"{self.source.name} is not the table the checkpoint was trained on: it has {self.n_rows} rows (checkpoint: "
-                f"{rows}){'' if rows != self.n_rows else ' and other values'}, so its held-out split would differ"
+                f"{self.source.name} is not the table the checkpoint was trained on: it has {self.n_rows} rows "
+                f"(checkpoint: {rows}){'' if rows != self.n_rows else ' and other values'}, so its held-out split "
+                "would differ"
             )
 
     def _target_sum(self) -> float:

@@ -1,0 +1,225 @@
+"""lit_linreg from Python: fit() is train.py fit, one Regression, predict, save/load, and the scikit-learn estimator."""
+
+import inspect
+import json
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import statsmodels.api as sm
+import torch
+import yaml
+
+import lit_linreg
+from lit_linreg.api import TABLE_DEFAULTS
+from tests.conftest import CONFIGS, DIABETES, LINNERUD, ROOT, evaluate, fit, read_summary
+
+# What differs between two runs of the same fit: how long they took.
+TIMINGS = {"fit_seconds", "analysis_seconds"}
+# Differences of two numbers that agree to 1e-12: SGD's distance from the optimum (in standard errors, |w|/se of
+# up to ~1e3 here) and its loss above the optimum's. Compared in absolute terms.
+DIFFERENCES = {"distance_se", "max_distance_se", "loss_gap", "loss_gap_absolute"}
+
+
+def same(a, b, path="summary", absolute=False):
+    """Two summaries agree: equal structure and text, every number within 1e-12 of the other (relative).
+
+    Equal inputs give equal numbers only up to the last bits: BLAS's kernels round differently with the memory
+    alignment of the arrays (here the exact optimum of two fits of the same file differed by 3e-15 relative).
+    """
+    if isinstance(a, dict):
+        assert set(a) == set(b), (path, set(a) ^ set(b))
+        for key in set(a) - TIMINGS:
+            same(a[key], b[key], f"{path}.{key}", absolute or key in DIFFERENCES)
+    elif isinstance(a, list):
+        assert len(a) == len(b), path
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            same(x, y, f"{path}[{i}]", absolute)
+    elif isinstance(a, float) and isinstance(b, float):
+        assert math.isclose(a, b, rel_tol=0 if absolute else 1e-12, abs_tol=1e-9 if absolute else 0), (path, a, b)
+    else:
+        assert a == b, (path, a, b)
+
+
+def written_predictions(capsys) -> pd.DataFrame:
+    line = capsys.readouterr().out.strip().splitlines()[-1]  # "N predictions of T written to PATH"
+    return pd.read_csv(line.split(" written to ")[1].split(";")[0])
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# fit() is train.py fit
+
+
+def test_fit_equals_train_py_fit_on_the_shipped_diabetes_table(diabetes_run):
+    _, cli_summary = diabetes_run  # configs/csv.yaml, a fifth of the rows held out
+    from_path = lit_linreg.fit(str(DIABETES), "progression", val_fraction=0.2, plot=False)
+    same(from_path.to_dict(), cli_summary)
+    from_frame = lit_linreg.fit(pd.read_csv(DIABETES), "progression", val_fraction=0.2)
+    same(from_frame.to_dict(), cli_summary)
+
+
+def test_fit_equals_train_py_fit_on_the_shipped_linnerud_table(tmp_path):
+    cli_summary = read_summary(fit(tmp_path, "--config", str(CONFIGS / "csv.yaml"), "--data.path", str(LINNERUD),
+                                   "--data.target", "chins", "--model.loss", "mae"))  # fmt: skip
+    same(lit_linreg.fit(pd.read_csv(LINNERUD), "chins", loss="mae").to_dict(), cli_summary)
+
+
+def test_fit_defaults_are_the_table_defaults_of_configs_csv_yaml():
+    config = yaml.safe_load((CONFIGS / "csv.yaml").read_text())
+    given = {**config["model"], **config["data"], **config["trainer"]}
+    defaults = {name: p.default for name, p in inspect.signature(lit_linreg.fit).parameters.items()}
+    for name, value in TABLE_DEFAULTS.items():
+        assert defaults[name] == given[name] == value, name
+    assert defaults["loss"] == "mse" and given["loss"] is None  # null: least squares for a table, in the CLI too
+
+
+@pytest.fixture(scope="module")
+def regions(tmp_path_factory):
+    """A table with a text column and missing cells, as a CSV file and as the DataFrame a user would hold."""
+    rng = np.random.default_rng(3)
+    n = 80
+    x = rng.normal(size=n).round(4)
+    region = rng.choice(["north", "south", "west"], n)
+    y = (2 * x + (region == "south") * 1.5 - (region == "west") + rng.normal(0, 0.3, n)).round(4)
+    frame = pd.DataFrame({"x": x, "region": pd.Categorical(region), "y": y})
+    frame.loc[3, "x"] = np.nan
+    frame.loc[5, "region"] = np.nan
+    frame.loc[40, "y"] = np.nan
+    path = tmp_path_factory.mktemp("regions") / "regions.csv"
+    frame.to_csv(path, index=False)
+    return frame, path
+
+
+def test_a_dataframe_with_a_category_and_missing_cells_equals_its_csv(regions, tmp_path, monkeypatch, capfd):
+    frame, path = regions
+    monkeypatch.chdir(tmp_path)
+    from_csv = lit_linreg.fit(str(path), "y", missing="drop", max_epochs=2)
+    from_frame = lit_linreg.fit(frame, "y", missing="drop", max_epochs=2)
+    expected = from_csv.to_dict()
+    expected["notes"] = [note.replace(str(path), "the DataFrame") for note in expected["notes"]]  # where rows came from
+    same(from_frame.to_dict(), expected)
+    assert from_frame.nobs == 77 and list(from_frame.params.index) == ["x", "region=south", "region=west", "bias"]
+    assert any("dropped 3 of 80 rows" in note for note in from_frame.notes)
+    out, err = capfd.readouterr()
+    assert out == "" and err == ""  # quiet: no banner, no bar, no warning
+    assert list(tmp_path.iterdir()) == []  # and nothing written
+
+
+def test_bad_settings_and_input_are_one_line_value_errors(regions, tmp_path, monkeypatch):
+    frame, _ = regions
+    monkeypatch.chdir(tmp_path)
+    cases = [
+        (dict(target="nope"), "'nope' is not a column of the DataFrame"),
+        (dict(target="y", lr=0), "lr must be > 0, got 0"),
+        (dict(target="y", loss="l1"), "loss must be mae, mse or huber"),
+        (dict(target="y", alpha=1.5), "alpha must be in (0, 1)"),
+        (dict(target="y"), "missing cell"),  # missing="error" is the default
+        (dict(), "name the column of the DataFrame to predict with target="),
+    ]
+    for kwargs, message in cases:
+        with pytest.raises(ValueError) as error:
+            lit_linreg.fit(frame, **kwargs)
+        assert message in str(error.value) and "\n" not in str(error.value) and "--" not in str(error.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_root_dir_writes_the_run_as_the_cli_does(regions, tmp_path):
+    frame, _ = regions
+    result = lit_linreg.fit(frame, "y", missing="drop", max_epochs=2, root_dir=tmp_path)
+    run = tmp_path / "lightning_logs" / "version_0"
+    assert {"summary.json", "report.png", "checkpoints", "hparams.yaml"} <= {p.name for p in run.iterdir()}
+    assert json.loads((run / "summary.json").read_text()) == result.to_dict()
+    same(lit_linreg.load(run / "checkpoints" / "last.ckpt").to_dict(), result.to_dict())
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# One result
+
+
+def test_the_result_has_statsmodels_names_and_numbers(regions):
+    """Least squares with HC3, as statsmodels' OLS(...).fit(cov_type="HC3"), at any level."""
+    frame, _ = regions
+    result = lit_linreg.fit(frame, "y", missing="drop", max_epochs=2)
+    rows = frame.dropna()
+    design = sm.add_constant(pd.get_dummies(rows[["x", "region"]], drop_first=True, dtype=float), prepend=False)
+    ols = sm.OLS(rows["y"], design).fit(cov_type="HC3", use_t=True)
+    np.testing.assert_allclose(result.params.to_numpy(), ols.params.to_numpy(), rtol=1e-10)
+    np.testing.assert_allclose(result.bse.to_numpy(), ols.bse.to_numpy(), rtol=1e-8)
+    np.testing.assert_allclose(result.tvalues.to_numpy(), ols.tvalues.to_numpy(), rtol=1e-8)
+    np.testing.assert_allclose(result.pvalues.to_numpy(), ols.pvalues.to_numpy(), rtol=1e-6)
+    for alpha in (0.05, 0.1, 0.01):
+        np.testing.assert_allclose(result.conf_int(alpha).to_numpy(), ols.conf_int(alpha).to_numpy(), rtol=1e-8)
+    assert result.rsquared == pytest.approx(ols.rsquared, rel=1e-10) and result.df_resid == ols.df_resid == 73
+    assert result.nobs == 77 and result.rsquared_name == "R²"
+    # The level is the fit's: a fit at 90% reports what conf_int(0.1) computes.
+    at_90 = lit_linreg.fit(frame, "y", missing="drop", max_epochs=2, alpha=0.1)
+    np.testing.assert_allclose(at_90.conf_int().to_numpy(), result.conf_int(0.1).to_numpy(), rtol=1e-12)
+    text = str(at_90.summary())
+    assert text.splitlines()[0] == "Least squares (QR): y on 3 columns and a bias, 77 rows"
+    assert "[0.05" in text and "0.95]" in text and "90% intervals" in text
+    page = result._repr_html_()
+    assert page.startswith("<table>") and all(f"<th>{n}</th>" in page for n in result.params.index)
+
+
+def test_a_bootstrap_result_refuses_another_level_rather_than_invent_it(regions):
+    frame, _ = regions
+    result = lit_linreg.fit(frame, "y", missing="drop", max_epochs=1, bootstrap=100)
+    assert result.conf_int().shape == (4, 2)
+    with pytest.raises(ValueError, match="percentile bootstrap"):
+        result.conf_int(0.1)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# predict, save, load
+
+
+def test_predict_equals_train_py_predict(diabetes_run, tmp_path, capsys):
+    cli, _ = diabetes_run
+    checkpoint = cli.trainer.log_dir + "/checkpoints/last.ckpt"
+    result = lit_linreg.load(checkpoint)
+    evaluate(tmp_path, "predict", "--ckpt_path", checkpoint, "--data.predict_path", str(DIABETES))
+    written = written_predictions(capsys)["progression_prediction"].to_numpy()
+    frame = pd.read_csv(DIABETES)
+    np.testing.assert_array_equal(result.predict(frame).to_numpy(), written)
+    np.testing.assert_array_equal(result.predict(str(DIABETES)).to_numpy(), written)
+    features = frame.drop(columns="progression")
+    np.testing.assert_array_equal(result.predict(features.to_numpy()).to_numpy(), written)  # arrays: fit's order
+    shuffled = features.sample(frac=1, random_state=0)
+    assert result.predict(shuffled).index.equals(shuffled.index)  # the DataFrame's own index
+
+
+def test_save_and_load_round_trip_and_the_cli_predicts_from_it(regions, tmp_path, capsys):
+    frame, _ = regions
+    result = lit_linreg.fit(frame, "y", missing="drop", max_epochs=2)
+    path = result.save(tmp_path / "regions.ckpt")
+    torch.load(path, weights_only=True)  # plain types only
+    loaded = lit_linreg.load(path)
+    assert loaded.to_dict() == result.to_dict()
+    pd.testing.assert_series_equal(loaded.params, result.params)
+    new = frame.drop(columns="y").dropna().iloc[:20]
+    pd.testing.assert_series_equal(loaded.predict(new), result.predict(new))
+    # The CLI reads it as it reads a run's last.ckpt.
+    new.to_csv(tmp_path / "new.csv", index=False)
+    evaluate(tmp_path, "predict", "--ckpt_path", str(path), "--data.predict_path", str(tmp_path / "new.csv"))
+    np.testing.assert_array_equal(written_predictions(capsys)["y_prediction"].to_numpy(), result.predict(new))
+    with pytest.raises(ValueError, match="'east', which the model was not trained on"):
+        result.predict(new.assign(region="east"))
+    # missing="drop": a row with a missing input is predicted as NaN, not refused
+    gaps = result.predict(frame.drop(columns="y").iloc[:8])
+    assert gaps.isna().tolist() == [False, False, False, True, False, True, False, False]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Fast to start
+
+
+def test_import_lit_linreg_imports_no_heavy_library():
+    code = "import sys, lit_linreg; print([m for m in ('torch', 'lightning', 'scipy', 'pandas', 'matplotlib', "
+    code += "'pyarrow') if m in sys.modules]); print(lit_linreg.__version__)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True).stdout
+    loaded, version = out.splitlines()
+    assert loaded == "[]"
+    assert f'version = "{version}"' in (ROOT / "pyproject.toml").read_text()  # the package's, not a copy
