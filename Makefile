@@ -23,7 +23,7 @@ PYTEST := -m pytest -n auto --dist worksteal
 RESULTS ?= benchmarks/results
 
 .PHONY: train test test-fast test-lowest test-loaded lint format bench bench-peers bench-coverage bench-tables \
-        bench-data bench-wide bench-all readme tensorboard clean clean-runs
+        bench-data bench-wide bench-start bench-all readme tensorboard clean clean-runs
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -86,8 +86,11 @@ bench-data: $(STAMP)
 bench-wide: $(STAMP)
 	$(BIN)/python -m benchmarks.bench_wide --out $(RESULTS)
 
+bench-start: $(STAMP)
+	$(BIN)/python -m benchmarks.bench_start --out $(RESULTS)
+
 # Every benchmark, one after another (each alone on the machine: timings are not shared), then the README's figures.
-bench-all: bench bench-peers bench-coverage bench-tables bench-data bench-wide readme
+bench-all: bench bench-peers bench-coverage bench-tables bench-data bench-wide bench-start readme
 
 # Copies benchmarks/results/*.md into README.md's marked blocks and reruns the commands it shows.
 readme: $(STAMP)

@@ -31,8 +31,8 @@ def report_figure(result: Regression, loss_history: list[float]) -> Figure:
         errors = None
         if optimum.lower is not None:
             errors = [
-                [e - lo * s if lo is not None else 0 for e, lo, s in zip(estimates, optimum.lower, scale, strict=True)],
-                [hi * s - e if hi is not None else 0 for e, hi, s in zip(estimates, optimum.upper, scale, strict=True)],
+                [e - lo * s if lo is not None else 0 for e, lo, s in zip(estimates, optimum.lower[:-1], scale, strict=True)],
+                [hi * s - e if hi is not None else 0 for e, hi, s in zip(estimates, optimum.upper[:-1], scale, strict=True)],
             ]
         label = "exact optimum" + (f" with {level(result.alpha)} interval" if errors else "")
         effects.errorbar(estimates, rows, xerr=errors, fmt="s", color="tab:green", capsize=4, label=label, ms=6)

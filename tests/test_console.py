@@ -16,6 +16,7 @@ from lit_linreg.callbacks import LogLines, progress
 from lit_linreg.cli import cli_main
 from tests.conftest import NO_PLOT, ROOT, run_train
 
+TITLE = "Least absolute deviations (Frisch-Newton interior point, exact vertex): relationships on 4 columns"
 TABLE_HEADER = re.compile(r"^feature\s+true\s+estimate\s+std err")
 RESULT_LINES = ("mean absolute error over", "pseudo-R²", "estimate: ", "warning: SGD has not converged", " steps in ")
 
@@ -28,9 +29,9 @@ def test_default_run_prints_the_table_and_its_summary_lines_only(tmp_path):
     assert result.stderr == ""  # no tips, no warnings, no "GPU available", no library's deprecation notices
     # A progress line ("epoch N, ...") comes every 10 s of training: on a slow enough machine there may be one.
     lines = [line for line in result.stdout.splitlines() if not line.startswith("epoch ")]
-    assert TABLE_HEADER.match(lines[0]), lines[0]
-    assert len(lines) == 1 + 5 + len(RESULT_LINES)  # header, 4 weights and the bias, the summary lines
-    for line, start in zip(lines[6:], RESULT_LINES, strict=True):
+    assert lines[0].startswith(TITLE) and TABLE_HEADER.match(lines[1]), lines[:2]  # the method named first
+    assert len(lines) == 2 + 5 + len(RESULT_LINES)  # title, header, 4 weights and the bias, the summary lines
+    for line, start in zip(lines[7:], RESULT_LINES, strict=True):
         assert start in line, line
 
 
