@@ -34,13 +34,12 @@ print(lit_linreg.fit(pd.read_csv({str(DIABETES)!r}), "progression", plot=False).
 def commands(workdir: str) -> dict[str, list[str]]:
     python, train = sys.executable, str(ROOT / "train.py")
     fit = [python, train, "fit", "--config", str(ROOT / "configs" / "csv.yaml"), "--report.plot", "false"]
+    fit += ["--trainer.default_root_dir", workdir, "--trainer.enable_progress_bar", "false"]
     return {
         "`import lit_linreg`": [python, "-c", "import lit_linreg"],
         "`train.py fit --help`": [python, train, "fit", "--help"],
         "`train.py fit --model.lr 0` (an argument error)": [python, train, "fit", "--model.lr", "0"],
-        "`train.py fit --config configs/csv.yaml` (diabetes, least squares)": [
-            *fit, "--trainer.default_root_dir", workdir, "--trainer.enable_progress_bar", "false"
-        ],
+        "`train.py fit --config configs/csv.yaml` (diabetes, least squares)": fit,
         "a script: `lit_linreg.fit(pd.read_csv(...), ...)`, print `summary()`": [python, "-c", LIT_LINREG],
         "a script: statsmodels `smf.ols(...).fit(cov_type='HC3')`, print `summary()`": [python, "-c", STATSMODELS],
     }

@@ -30,10 +30,9 @@ def report_figure(result: Regression, loss_history: list[float]) -> Figure:
         estimates = [v if v is not None else float("nan") for v in optimum.per_sd]
         errors = None
         if optimum.lower is not None:
-            errors = [
-                [e - lo * s if lo is not None else 0 for e, lo, s in zip(estimates, optimum.lower[:-1], scale, strict=True)],
-                [hi * s - e if hi is not None else 0 for e, hi, s in zip(estimates, optimum.upper[:-1], scale, strict=True)],
-            ]
+            bounds = zip(estimates, optimum.lower[:-1], optimum.upper[:-1], scale, strict=True)  # the bias has none
+            pairs = [(e - lo * s, hi * s - e) if lo is not None else (0.0, 0.0) for e, lo, hi, s in bounds]
+            errors = [[below for below, _ in pairs], [above for _, above in pairs]]
         label = "exact optimum" + (f" with {level(result.alpha)} interval" if errors else "")
         effects.errorbar(estimates, rows, xerr=errors, fmt="s", color="tab:green", capsize=4, label=label, ms=6)
     learned = [w * s for w, s in zip(result.learned[:-1], scale, strict=True)]

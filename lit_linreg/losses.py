@@ -1,47 +1,206 @@
-"""The three losses, defined once: SGD trains on them, the exact optimum minimises them, inference differentiates them.
+"""The losses, each defined once: what SGD trains on, what the exact optimum minimises, how inference goes.
 
 Each is a function of the residual r = prediction - target, elementwise. ``psi`` is its derivative and
-``psi_prime`` the derivative of that (almost everywhere): the sandwich covariances of ``stats.inference`` are
-built from them. Plain torch, so the same definitions serve float32 training batches and float64 statistics.
+``psi_prime`` the derivative of that (almost everywhere); ``exact_fit`` and ``covariance`` name the solver and
+the covariance of its optimum (``stats.optimum``, ``stats.inference``), and ``fit_measure`` its R² or pseudo-R².
+Plain torch, so the same definitions serve float32 training batches and float64 statistics. ``loss_of`` is the
+one place a loss's name is looked up; nothing else branches on it.
 """
 
 from __future__ import annotations
 
-from typing import Literal, get_args
+from typing import TYPE_CHECKING, Literal, get_args
 
 import torch
 from torch import Tensor
 
-Loss = Literal["mae", "mse", "huber"]
-LOSSES: tuple[str, ...] = get_args(Loss)
-LOSS_NAMES = {"mae": "mean absolute error", "mse": "mean squared error", "huber": "mean Huber loss"}
+if TYPE_CHECKING:
+    from lit_linreg.stats.optimum import ExactFit
+    from lit_linreg.stats.rows import DesignRows
+
+LossName = Literal["mae", "mse", "huber"]
+LOSSES: tuple[str, ...] = get_args(LossName)
 
 
-def elementwise(residual: Tensor, loss: str, huber_delta: float = 1.0) -> Tensor:
-    """|r| (mae), r² (mse), or Huber's r²/2 for |r| <= delta and delta·(|r| - delta/2) beyond."""
-    if loss == "mae":
-        return residual.abs()
-    if loss == "mse":
+class Loss:
+    """A loss of the residuals: its elementwise form and derivatives, its exact optimum and that optimum's
+    covariance.
+
+    Attributes:
+        name: the setting's value (``--model.loss``).
+        title: what the report calls its mean.
+        fit_measure_name: the R² (or pseudo-R²) it is judged by.
+        newton_lr: a Newton-sized first step on standardized, whitened columns (``lr: null``).
+        sign_gradient: its gradient is a sign, noisy from a few rows: its runs are planned longer.
+        streams: its exact optimum can be found from rows streamed in blocks (a memory-mapped table).
+    """
+
+    name: str
+    title: str
+    fit_measure_name: str
+    newton_lr: float
+    sign_gradient = False
+    streams = True
+
+    def elementwise(self, residual: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def psi(self, residual: Tensor) -> Tensor:
+        """The derivative of the elementwise loss with respect to the residual."""
+        raise NotImplementedError
+
+    def psi_prime(self, residual: Tensor) -> Tensor:
+        """Its second derivative (zero almost everywhere for mae, whose curvature inference estimates instead)."""
+        raise NotImplementedError
+
+    def exact_fit(self, rows: DesignRows) -> ExactFit:
+        """The β minimising the mean loss of t - D·β."""
+        raise NotImplementedError
+
+    def covariance(self, rows: DesignRows, beta: Tensor, kind: str) -> Tensor:
+        """The covariance of the optimum β, ``robust`` or ``classical``, in the coordinates of ``rows``."""
+        raise NotImplementedError
+
+    def covariance_name(self, kind: str) -> str:
+        raise NotImplementedError
+
+    def baseline(self, target: Tensor) -> float:
+        """The loss summed over the rows of the best constant prediction: the fit measure's denominator."""
+        raise NotImplementedError
+
+
+class SquaredError(Loss):
+    """r²: least squares."""
+
+    name, title, fit_measure_name = "mse", "mean squared error", "R²"
+    newton_lr = 0.5  # the curvature of mean r² is 2
+
+    def elementwise(self, residual: Tensor) -> Tensor:
         return residual.square()
-    if loss == "huber":
-        size = residual.abs()
-        return torch.where(size <= huber_delta, 0.5 * residual.square(), huber_delta * (size - 0.5 * huber_delta))
-    raise ValueError(f"unknown loss {loss!r}; expected one of {', '.join(LOSSES)}")
 
-
-def psi(residual: Tensor, loss: str, huber_delta: float = 1.0) -> Tensor:
-    """The derivative of the elementwise loss with respect to the residual."""
-    if loss == "mae":
-        return residual.sign()
-    if loss == "mse":
+    def psi(self, residual: Tensor) -> Tensor:
         return 2 * residual
-    return residual.clamp(-huber_delta, huber_delta)
 
-
-def psi_prime(residual: Tensor, loss: str, huber_delta: float = 1.0) -> Tensor:
-    """The second derivative (zero almost everywhere for mae, whose curvature inference estimates instead)."""
-    if loss == "mae":
-        return torch.zeros_like(residual)
-    if loss == "mse":
+    def psi_prime(self, residual: Tensor) -> Tensor:
         return torch.full_like(residual, 2.0)
-    return (residual.abs() <= huber_delta).to(residual.dtype)
+
+    def exact_fit(self, rows: DesignRows) -> ExactFit:
+        from lit_linreg.stats.optimum import ExactFit, least_squares
+
+        return ExactFit(least_squares(rows), "least squares (QR)")
+
+    def covariance(self, rows: DesignRows, beta: Tensor, kind: str) -> Tensor:
+        from lit_linreg.stats.inference import least_squares_covariance
+
+        return least_squares_covariance(rows, beta, kind)
+
+    def covariance_name(self, kind: str) -> str:
+        return "HC3 heteroscedasticity-robust sandwich" if kind == "robust" else "classical OLS s²(XᵀX)⁻¹"
+
+    def baseline(self, target: Tensor) -> float:
+        return float((target - target.mean()).square().sum())
+
+
+class AbsoluteError(Loss):
+    """|r|: least absolute deviations, the median regression (the tutorial's loss)."""
+
+    name, title = "mae", "mean absolute error"
+    fit_measure_name = "pseudo-R² (Koenker-Machado R1)"
+    newton_lr = 0.5  # a sign gradient moves every weight by at most its column's mean |z|: half is a bold step
+    sign_gradient = True
+    streams = False  # the interior point keeps ~13 values a row
+
+    def elementwise(self, residual: Tensor) -> Tensor:
+        return residual.abs()
+
+    def psi(self, residual: Tensor) -> Tensor:
+        return residual.sign()
+
+    def psi_prime(self, residual: Tensor) -> Tensor:
+        return torch.zeros_like(residual)
+
+    def exact_fit(self, rows: DesignRows) -> ExactFit:
+        from lit_linreg.stats.optimum import ExactFit, least_absolute_deviations
+
+        beta, iterations = least_absolute_deviations(rows)
+        return ExactFit(beta, "least absolute deviations (Frisch-Newton interior point, exact vertex)", iterations)
+
+    def covariance(self, rows: DesignRows, beta: Tensor, kind: str) -> Tensor:
+        from lit_linreg.stats.inference import median_covariance
+
+        return median_covariance(rows, beta, kind)
+
+    def covariance_name(self, kind: str) -> str:
+        if kind == "robust":
+            return "Powell kernel sandwich (Gaussian kernel, Silverman bandwidth, n/(n-p))"
+        return "iid sparsity (Epanechnikov kernel, Hall-Sheather bandwidth)"
+
+    def baseline(self, target: Tensor) -> float:
+        return float((target - target.median()).abs().sum())
+
+
+class HuberLoss(Loss):
+    """r²/2 for |r| <= delta and delta·(|r| - delta/2) beyond: quadratic near 0, linear in the tails."""
+
+    name, title = "huber", "mean Huber loss"
+    fit_measure_name = "pseudo-R² (share of Huber loss explained)"
+    newton_lr = 1.0  # the curvature of Huber's loss is at most 1
+
+    def __init__(self, delta: float = 1.0) -> None:
+        self.delta = delta
+
+    def elementwise(self, residual: Tensor) -> Tensor:
+        size = residual.abs()
+        return torch.where(size <= self.delta, 0.5 * residual.square(), self.delta * (size - 0.5 * self.delta))
+
+    def psi(self, residual: Tensor) -> Tensor:
+        return residual.clamp(-self.delta, self.delta)
+
+    def psi_prime(self, residual: Tensor) -> Tensor:
+        return (residual.abs() <= self.delta).to(residual.dtype)
+
+    def exact_fit(self, rows: DesignRows) -> ExactFit:
+        from lit_linreg.stats.optimum import ExactFit, huber_newton
+
+        beta, iterations = huber_newton(rows, self)
+        return ExactFit(beta, "Huber M-estimate (Newton)", iterations)
+
+    def covariance(self, rows: DesignRows, beta: Tensor, kind: str) -> Tensor:
+        from lit_linreg.stats.inference import m_estimator_covariance
+
+        return m_estimator_covariance(rows, beta, kind, self)
+
+    def covariance_name(self, kind: str) -> str:
+        return "M-estimator sandwich" if kind == "robust" else "Huber's H1"
+
+    def baseline(self, target: Tensor) -> float:
+        return float(self.elementwise(target - self.location(target)).sum())
+
+    def location(self, target: Tensor) -> float:
+        """argmin_m Σ huber(t_i - m): Newton steps on a piecewise quadratic, from the median."""
+        m = float(target.median())
+        for _ in range(100):
+            r = target - m
+            inside = int((r.abs() <= self.delta).sum())
+            if inside == 0:
+                break
+            step = float(r.clamp(-self.delta, self.delta).sum()) / inside
+            m += step
+            if abs(step) <= 1e-15 * (1 + abs(m)):
+                break
+        return m if torch.isfinite(torch.tensor(m)) else float(target.median())
+
+
+def loss_of(name: str, huber_delta: float = 1.0) -> Loss:
+    """The loss a setting names (``huber_delta`` in the units of the residuals it will be given)."""
+    if name == "mse":
+        return SquaredError()
+    if name == "mae":
+        return AbsoluteError()
+    if name == "huber":
+        return HuberLoss(huber_delta)
+    raise ValueError(f"unknown loss {name!r}; expected one of {', '.join(LOSSES)}")
+
+
+def title_of(name: str) -> str:
+    return loss_of(name).title

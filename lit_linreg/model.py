@@ -10,7 +10,7 @@ from torch import Tensor, nn
 
 from lit_linreg.data.rows import Batch
 from lit_linreg.errors import UsageError
-from lit_linreg.losses import LOSSES, Loss, elementwise
+from lit_linreg.losses import LOSSES, LossName, loss_of
 from lit_linreg.optim import SGD, Schedule, scheduled_lr
 from lit_linreg.plan import Plan
 from lit_linreg.stats.training import TrainingStatistics
@@ -53,7 +53,7 @@ class LinearRegression(L.LightningModule):
         n_features: int = 4,
         feature_names: list[str] | None = None,
         target: str | None = None,
-        loss: Loss | None = None,
+        loss: LossName | None = None,
         huber_delta: float = 1.0,
         lr: float | None = 0.01,
         lr_schedule: Schedule = "constant",
@@ -69,6 +69,8 @@ class LinearRegression(L.LightningModule):
             raise UsageError("--model.lr null (chosen for you) needs --model.standardize true")
         self.save_hyperparameters(logger=False)  # the TensorBoard callback logs them, with the real metric
         self.hparams.loss = loss or "mae"
+        # In units of the target as trained; the analysis makes its own, in standard deviations of the target.
+        self.objective = loss_of(self.hparams.loss, huber_delta)
         self.automatic_optimization = False
         self.feature_names = list(feature_names or [f"x{i + 1}" for i in range(n_features)])
         self.w = nn.Parameter(init_w_std * torch.randn(n_features))
@@ -113,9 +115,7 @@ class LinearRegression(L.LightningModule):
         Each rank divides its sum by the global batch size (times the world size, which DDP's gradient averaging
         divides back out), so the averaged gradient is the single-process one whatever the ranks hold.
         """
-        losses = elementwise(
-            self._trained_prediction(x) - self._trained_target(y), self.hparams.loss, self.hparams.huber_delta
-        )
+        losses = self.objective.elementwise(self._trained_prediction(x) - self._trained_target(y))
         if global_size is None:
             return losses.mean()
         return losses.sum() * (self.trainer.world_size / global_size)

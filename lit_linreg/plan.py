@@ -11,13 +11,11 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from lit_linreg.losses import loss_of
 from lit_linreg.stats.training import TrainingStatistics
 
 # The shortest epoch ``passes_per_epoch: null`` makes: the tutorial's (500 rows at batch 16).
 MIN_STEPS_PER_EPOCH = 32
-# Newton-sized steps on standardized, whitened columns: the curvature of mean r² is 2, of Huber's loss at most 1,
-# and a sign gradient (mae) moves every weight by at most its column's mean |z|: half a unit is a bold first step.
-AUTO_LR = {"mse": 0.5, "mae": 0.5, "huber": 1.0}
 # The largest batch ``batch_size: null`` chooses.
 MOST_ROWS_A_BATCH = 8192
 
@@ -68,7 +66,7 @@ def make_plan(
     passes = passes_per_epoch or math.ceil(MIN_STEPS_PER_EPOCH / batches_a_pass)
     steps_per_epoch = passes * batches_a_pass
     if lr is None:  # a Newton-sized step, smaller for a batch lighter than the heaviest row's leverage
-        lr = AUTO_LR[loss]
+        lr = loss_of(loss).newton_lr
         if not precondition:
             lr /= statistics.largest_correlation_eigenvalue()
         lr *= min(1.0, batch_size / statistics.max_leverage)
@@ -107,7 +105,7 @@ def run_steps(loss: str, batch_size: int) -> int:
     none beyond 0.5 (benchmarks/public_tables.py). From 1024 rows a step, 2000 steps ended within 0.11 on every
     table measured (1M x 10 in benchmarks/bench_peers.py: 0.106), and 4000 would double the fit of a big table.
     """
-    return 4000 if loss == "mae" and batch_size < 1024 else 2000
+    return 4000 if loss_of(loss).sign_gradient and batch_size < 1024 else 2000
 
 
 def auto_batch_size(n_rows: int, statistics: TrainingStatistics, most: int = MOST_ROWS_A_BATCH) -> int:

@@ -37,7 +37,7 @@ TABLES = {
 
 # mae's sign gradients are the hardest to converge: every table. mse and huber on the collinear, the widest and
 # the one where they ended farthest from the optimum (benchmarks/public_tables.py runs all 26 tables x 3 losses).
-CASES = [(table, "mae") for table in TABLES if table != "diabetes"]  # diabetes: test_report's converged run
+CASES = [(table, "mae") for table in TABLES if table != "diabetes"]  # diabetes: test_report's converged mae run
 CASES += [(table, loss) for loss in ("mse", "huber") for table in ("longley", "star98", "modechoice")]
 
 

@@ -6,7 +6,7 @@ import statsmodels.api as sm
 import torch
 from scipy import optimize
 
-from lit_linreg.losses import elementwise
+from lit_linreg.losses import loss_of
 from lit_linreg.stats.analysis import analyse
 from lit_linreg.stats.design import check_design
 from lit_linreg.stats.moments import Moments
@@ -101,7 +101,7 @@ def test_optima_are_optimal_for_every_loss():
 
         def mean(c, loss=loss):
             r = torch.tensor((design @ c - y) / y.std())
-            return float(elementwise(r, loss, 2.0 / y.std()).mean())
+            return float(loss_of(loss, 2.0 / y.std()).elementwise(r).mean())
 
         scale = np.r_[1 / x.std(0), 1.0] * 1e-4
         nearby = [mean(coef + scale * rng.normal(size=5)) for _ in range(200)]

@@ -13,7 +13,6 @@ from lightning.pytorch.loggers import TensorBoardLogger
 
 from lit_linreg.callbacks.checkpoint import LastCheckpoint
 from lit_linreg.errors import UsageError
-from lit_linreg.losses import elementwise
 from lit_linreg.model import LinearRegression
 from lit_linreg.regression import Regression
 from lit_linreg.stats.analysis import TooBig, analyse
@@ -188,10 +187,8 @@ class RunSummary(L.Callback):
 
 def _training_loss(x: torch.Tensor, y: torch.Tensor, w: torch.Tensor, b: float, model: LinearRegression) -> float:
     """The mean loss over the rows in training units (as SGD measures it), in float64, for weights in table units."""
-    hp = model.hparams
     scale = float(model.y_scale)
     total = 0.0
     for xs, ys in row_chunks(x, y):
-        residual = (xs @ w + b - ys) / scale
-        total += float(elementwise(residual, hp.loss, hp.huber_delta).sum())
+        total += float(model.objective.elementwise((xs @ w + b - ys) / scale).sum())
     return total / max(len(x), 1)

@@ -9,24 +9,18 @@ fit) finish with a note instead of standard errors.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
 
-from lit_linreg.losses import elementwise
+from lit_linreg.losses import Loss, loss_of
 from lit_linreg.stats.design import DesignCheck, check_design
-from lit_linreg.stats.inference import COVARIANCE_NAMES, bootstrap_fits, covariance, t_statistics
+from lit_linreg.stats.inference import bootstrap_fits, t_statistics
 from lit_linreg.stats.moments import Moments
-from lit_linreg.stats.optimum import exact_fit, mean_loss
+from lit_linreg.stats.optimum import mean_loss
 from lit_linreg.stats.rows import DesignRows
 
-R2_NAMES = {
-    "mse": "R²",
-    "mae": "pseudo-R² (Koenker-Machado R1)",
-    "huber": "pseudo-R² (share of Huber loss explained)",
-}
 EXACT_FIT_TOL = 1e-12  # residuals this small, in standard deviations of the target, are zero
 # Least absolute deviations keeps ~13 float64 values a row (the interior point's vectors): on a table streamed
 # from disk, above this many rows (1.3 GB of them) the exact MAE optimum is skipped.
@@ -84,12 +78,13 @@ def analyse(
 ) -> Analysis:
     """The analysis of y ≈ X·w + b under ``loss``, intervals at level 1 - alpha; ``huber_delta`` is in standard
     deviations of y."""
+    objective = loss_of(loss, huber_delta)
     moments = moments or Moments.of(x, y)
     design = check_design(moments, names)
     rows = DesignRows(x, y, moments, design.kept, materialize=materialize)
     d, n, p = len(names), rows.n, rows.p
     notes: list[str] = []
-    if loss == "mae" and not materialize and n > STREAMED_LAD_MAX_ROWS:
+    if not objective.streams and not materialize and n > STREAMED_LAD_MAX_ROWS:
         raise TooBig(
             f"exact MAE optimum and inference skipped: least absolute deviations keeps ~13 values a row in memory "
             f"({n * 104 / 2**30:.1f} GB for {n} rows), more than this memory-mapped table allows; mse and huber stream"
@@ -98,11 +93,11 @@ def analyse(
         notes.append(f"the target is constant ({moments.y_mean:.6g}): every weight is 0 and nothing can be inferred")
         beta, method = torch.zeros(p, dtype=torch.float64), "constant target"
     else:
-        fit = exact_fit(rows, loss, huber_delta)
+        fit = objective.exact_fit(rows)
         beta, method = fit.beta, fit.method
     weights, bias = rows.weights_to_original(beta, d)
     estimates = [*weights.tolist(), bias]
-    optimum_loss = mean_loss(rows, beta, loss, huber_delta)
+    optimum_loss = mean_loss(rows, beta, objective)
     analysis = Analysis(
         n_rows=n,
         n_parameters=p,
@@ -113,8 +108,8 @@ def analyse(
         loss=optimum_loss,
         covariance=None,
         interval=None,
-        fit_measure=None if moments.y_std == 0 else _fit_measure(rows, beta, loss, huber_delta),
-        fit_measure_name=R2_NAMES[loss],
+        fit_measure=None if moments.y_std == 0 else _fit_measure(rows, beta, objective),
+        fit_measure_name=objective.fit_measure_name,
         condition_number=design.condition_number,
         design=design,
         notes=notes,
@@ -133,7 +128,7 @@ def analyse(
     if largest_residual <= EXACT_FIT_TOL:
         notes.append("the optimum fits every row exactly (all residuals are 0): there is no uncertainty to estimate")
         return analysis
-    _infer(analysis, rows, beta, loss, huber_delta, covariance_kind, bootstrap, seed, alpha)
+    _infer(analysis, rows, beta, objective, covariance_kind, bootstrap, seed, alpha)
     return analysis
 
 
@@ -141,8 +136,7 @@ def _infer(
     analysis: Analysis,
     rows: DesignRows,
     beta: Tensor,
-    loss: str,
-    huber_delta: float,
+    loss: Loss,
     covariance_kind: str,
     bootstrap: int,
     seed: int,
@@ -151,13 +145,13 @@ def _infer(
     d = len(analysis.weights)
     jacobian, offset = rows.jacobian(d)
     theta = jacobian @ beta + offset
-    cov = jacobian @ covariance(rows, beta, loss, covariance_kind, huber_delta) @ jacobian.T
+    cov = jacobian @ loss.covariance(rows, beta, covariance_kind) @ jacobian.T
     std_error = cov.diagonal().clamp(min=0).sqrt()
     statistic, p_value, low, high = t_statistics(theta, std_error, analysis.df_resid, alpha)
-    analysis.covariance = COVARIANCE_NAMES[(loss, covariance_kind)]
+    analysis.covariance = loss.covariance_name(covariance_kind)
     analysis.interval = f"Student's t, {analysis.df_resid} degrees of freedom"
     if bootstrap:
-        fits = bootstrap_fits(rows, loss, huber_delta, bootstrap, seed, d)
+        fits = bootstrap_fits(rows, loss, bootstrap, seed, d)
         low, high = torch.quantile(fits, torch.tensor([alpha / 2, 1 - alpha / 2], dtype=torch.float64), dim=0)
         analysis.interval = f"percentile bootstrap, {bootstrap} resamples of the rows"
     for j, c in enumerate([*analysis.weights, analysis.bias]):
@@ -167,28 +161,8 @@ def _infer(
         c.low, c.high = float(low[j]), float(high[j])
 
 
-def _fit_measure(rows: DesignRows, beta: Tensor, loss: str, huber_delta: float) -> float | None:
-    t = rows.t
-    if loss == "mse":
-        baseline = float((t - t.mean()).square().sum())
-    elif loss == "mae":
-        baseline = float((t - t.median()).abs().sum())
-    else:
-        baseline = float(elementwise(t - _huber_location(t, huber_delta), "huber", huber_delta).sum())
-    fitted = mean_loss(rows, beta, loss, huber_delta) * rows.n
+def _fit_measure(rows: DesignRows, beta: Tensor, loss: Loss) -> float | None:
+    """1 - the loss at the optimum / the loss of the best constant (R² for least squares)."""
+    baseline = loss.baseline(rows.t)
+    fitted = mean_loss(rows, beta, loss) * rows.n
     return 1 - fitted / baseline if baseline > 0 else None
-
-
-def _huber_location(t: Tensor, delta: float) -> float:
-    """argmin_m Σ huber(t_i - m): Newton steps on a piecewise quadratic, from the median."""
-    m = float(t.median())
-    for _ in range(100):
-        r = t - m
-        inside = int((r.abs() <= delta).sum())
-        if inside == 0:
-            break
-        step = float(r.clamp(-delta, delta).sum()) / inside
-        m += step
-        if abs(step) <= 1e-15 * (1 + abs(m)):
-            break
-    return m if math.isfinite(m) else float(t.median())

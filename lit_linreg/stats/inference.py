@@ -14,7 +14,7 @@ In the coordinates of ``DesignRows`` (n rows, p = kept columns + intercept, resi
 - **huber, robust**: the M-estimator sandwich B⁻¹MB⁻¹ · n/(n-p), B = Σψ'(r_i) d_i d_iᵀ, M = Σψ(r_i)² d_i d_iᵀ.
   **classical**: Huber's (1981) H1, K²·[Σψ²/(n-p)]/[(Σψ'/n)²]·(DᵀD)⁻¹, as statsmodels' ``RLM``.
 
-Test statistics are β/SE, with p-values and 95% intervals from Student's t with n - p degrees of freedom.
+Test statistics are β/SE, with p-values and (1 - alpha) intervals from Student's t with n - p degrees of freedom.
 The bootstrap (optional) refits the exact optimum on rows drawn with replacement: percentile intervals.
 """
 
@@ -27,67 +27,67 @@ import torch
 from scipy import stats as scipy_stats
 from torch import Tensor
 
-from lit_linreg.losses import psi, psi_prime
-from lit_linreg.stats.optimum import exact_fit
+from lit_linreg.losses import Loss
 from lit_linreg.stats.rows import DesignRows
 
 Covariance = Literal["robust", "classical"]
-COVARIANCE_NAMES = {
-    ("mse", "robust"): "HC3 heteroscedasticity-robust sandwich",
-    ("mse", "classical"): "classical OLS s²(XᵀX)⁻¹",
-    ("mae", "robust"): "Powell kernel sandwich (Gaussian kernel, Silverman bandwidth, n/(n-p))",
-    ("mae", "classical"): "iid sparsity (Epanechnikov kernel, Hall-Sheather bandwidth)",
-    ("huber", "robust"): "M-estimator sandwich",
-    ("huber", "classical"): "Huber's H1",
-}
 MEDIAN = 0.5
 
 
-def covariance(rows: DesignRows, beta: Tensor, loss: str, kind: str, huber_delta: float = 1.0) -> Tensor:
-    """The p x p covariance of β (kept columns, then the intercept), in the coordinates of ``rows``."""
+def least_squares_covariance(rows: DesignRows, beta: Tensor, kind: str) -> Tensor:
+    """HC3, or s²(DᵀD)⁻¹ (``classical``): p x p, in the coordinates of ``rows`` (kept columns, then intercept)."""
     n, p = rows.n, rows.p
     gram_inverse = torch.linalg.inv(rows.gram())
-    if loss == "mse":
-        if kind == "classical":
-            return _residual_sum(rows, beta, lambda r: r.square()) / (n - p) * gram_inverse
-        meat = torch.zeros(p, p, dtype=torch.float64)
-        for d, t in rows.blocks():
-            r = t - d @ beta
-            leverage = ((d @ gram_inverse) * d).sum(1)
-            # A row with leverage 1 is fitted exactly (r = 0): it adds nothing, rather than 0/0.
-            weight = torch.where(leverage < 1 - 1e-12, r.square() / (1 - leverage).square(), torch.zeros_like(r))
-            meat += (d * weight[:, None]).T @ d
-        return gram_inverse @ meat @ gram_inverse
-    if loss == "mae":
-        residual = rows.residuals(beta)
-        if kind == "classical":
-            bandwidth = _hall_sheather_bandwidth(residual)
-            epanechnikov = (0.75 * (1 - (residual / bandwidth).square())).clamp(min=0)
-            density = float(epanechnikov.mean()) / bandwidth
-            return MEDIAN * (1 - MEDIAN) / density**2 * gram_inverse
-        bandwidth = 0.9 * _spread(residual) * len(residual) ** (-1 / 5)
-        gaussian = torch.exp(-0.5 * (residual / bandwidth).square()) / (math.sqrt(2 * math.pi) * bandwidth)
-        h_inverse = torch.linalg.inv(rows.gram(gaussian))
-        # n/(n-p), as HC1 and the Huber sandwich below: the exact optimum interpolates p rows (r = 0, the kernel's
-        # peak), which inflates H at small n; uncorrected, "95%" intervals covered 87% at n = 20 with 5 parameters.
-        return n / (n - p) * MEDIAN * (1 - MEDIAN) * h_inverse @ rows.gram() @ h_inverse
-    # huber: residuals measured as prediction - target, the sign convention of losses.psi
+    if kind == "classical":
+        return _residual_sum(rows, beta, lambda r: r.square()) / (n - p) * gram_inverse
+    meat = torch.zeros(p, p, dtype=torch.float64)
+    for d, t in rows.blocks():
+        r = t - d @ beta
+        leverage = ((d @ gram_inverse) * d).sum(1)
+        # A row with leverage 1 is fitted exactly (r = 0): it adds nothing, rather than 0/0.
+        weight = torch.where(leverage < 1 - 1e-12, r.square() / (1 - leverage).square(), torch.zeros_like(r))
+        meat += (d * weight[:, None]).T @ d
+    return gram_inverse @ meat @ gram_inverse
+
+
+def median_covariance(rows: DesignRows, beta: Tensor, kind: str) -> Tensor:
+    """Powell's kernel sandwich, or the iid sparsity estimate (``classical``), of the median regression."""
+    n, p = rows.n, rows.p
+    gram_inverse = torch.linalg.inv(rows.gram())
+    residual = rows.residuals(beta)
+    if kind == "classical":
+        bandwidth = _hall_sheather_bandwidth(residual)
+        epanechnikov = (0.75 * (1 - (residual / bandwidth).square())).clamp(min=0)
+        density = float(epanechnikov.mean()) / bandwidth
+        return MEDIAN * (1 - MEDIAN) / density**2 * gram_inverse
+    bandwidth = 0.9 * _spread(residual) * len(residual) ** (-1 / 5)
+    gaussian = torch.exp(-0.5 * (residual / bandwidth).square()) / (math.sqrt(2 * math.pi) * bandwidth)
+    h_inverse = torch.linalg.inv(rows.gram(gaussian))
+    # n/(n-p), as HC1 and the Huber sandwich below: the exact optimum interpolates p rows (r = 0, the kernel's
+    # peak), which inflates H at small n; uncorrected, "95%" intervals covered 87% at n = 20 with 5 parameters.
+    return n / (n - p) * MEDIAN * (1 - MEDIAN) * h_inverse @ rows.gram() @ h_inverse
+
+
+def m_estimator_covariance(rows: DesignRows, beta: Tensor, kind: str, loss: Loss) -> Tensor:
+    """The M-estimator sandwich, or Huber's H1 (``classical``), of a loss with a ψ' (Huber's)."""
+    n, p = rows.n, rows.p
+    # Residuals measured as prediction - target, the sign convention of the losses' psi.
     if kind == "classical":
         sums = torch.zeros(3, dtype=torch.float64)
         for d, t in rows.blocks():
             r = d @ beta - t
-            slope = psi_prime(r, "huber", huber_delta)
-            sums += torch.stack([psi(r, "huber", huber_delta).square().sum(), slope.sum(), slope.square().sum()])
+            slope = loss.psi_prime(r)
+            sums += torch.stack([loss.psi(r).square().sum(), slope.sum(), slope.square().sum()])
         psi_squares, slopes, slope_squares = sums.tolist()
         mean_slope = slopes / n
         k = 1 + p / n * (slope_squares / n - mean_slope**2) / mean_slope**2
-        return k**2 * (psi_squares / (n - p)) / mean_slope**2 * gram_inverse
+        return k**2 * (psi_squares / (n - p)) / mean_slope**2 * torch.linalg.inv(rows.gram())
     bread = torch.zeros(p, p, dtype=torch.float64)
     meat = torch.zeros(p, p, dtype=torch.float64)
     for d, t in rows.blocks():
         r = d @ beta - t
-        bread += (d * psi_prime(r, "huber", huber_delta)[:, None]).T @ d
-        meat += (d * psi(r, "huber", huber_delta).square()[:, None]).T @ d
+        bread += (d * loss.psi_prime(r)[:, None]).T @ d
+        meat += (d * loss.psi(r).square()[:, None]).T @ d
     bread_inverse = torch.linalg.inv(bread)
     return n / (n - p) * bread_inverse @ meat @ bread_inverse
 
@@ -131,7 +131,7 @@ def t_statistics(
     return t, p, estimate - half_width, estimate + half_width
 
 
-def bootstrap_fits(rows: DesignRows, loss: str, huber_delta: float, resamples: int, seed: int, d: int) -> Tensor:
+def bootstrap_fits(rows: DesignRows, loss: Loss, resamples: int, seed: int, d: int) -> Tensor:
     """(resamples, d + 1): (w, b) in the table's units, refitted on rows drawn with replacement."""
     generator = torch.Generator().manual_seed(seed)
     design, target = rows.matrix(), rows.t
@@ -140,5 +140,5 @@ def bootstrap_fits(rows: DesignRows, loss: str, huber_delta: float, resamples: i
     for i in range(resamples):
         index = torch.randint(rows.n, (rows.n,), generator=generator)
         resample = DesignRows.from_matrix(design[index], target[index], rows)
-        fits[i] = jacobian @ exact_fit(resample, loss, huber_delta).beta + offset
+        fits[i] = jacobian @ loss.exact_fit(resample).beta + offset
     return fits

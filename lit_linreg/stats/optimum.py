@@ -19,14 +19,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from lit_linreg.losses import elementwise, psi
+from lit_linreg.losses import HuberLoss, Loss
 from lit_linreg.stats.rows import DesignRows
-
-METHODS = {
-    "mse": "least squares (QR)",
-    "mae": "least absolute deviations (Frisch-Newton interior point, exact vertex)",
-    "huber": "Huber M-estimate (Newton)",
-}
 
 
 @dataclass
@@ -38,19 +32,6 @@ class ExactFit:
     iterations: int = 0
 
 
-def exact_fit(rows: DesignRows, loss: str, huber_delta: float = 1.0) -> ExactFit:
-    """The β minimising the mean ``loss`` of t - D·β (``huber_delta`` in units of t)."""
-    if loss == "mse":
-        return ExactFit(least_squares(rows), METHODS["mse"])
-    if loss == "mae":
-        beta, iterations = least_absolute_deviations(rows)
-        return ExactFit(beta, METHODS["mae"], iterations)
-    if loss == "huber":
-        beta, iterations = huber_newton(rows, huber_delta)
-        return ExactFit(beta, METHODS["huber"], iterations)
-    raise ValueError(f"unknown loss {loss!r}")
-
-
 def least_squares(rows: DesignRows) -> Tensor:
     d = rows.matrix()
     if d is not None:
@@ -58,8 +39,8 @@ def least_squares(rows: DesignRows) -> Tensor:
     return torch.linalg.solve(rows.gram(), rows.rmatvec(rows.t))
 
 
-def mean_loss(rows: DesignRows, beta: Tensor, loss: str, huber_delta: float = 1.0) -> float:
-    total = sum(float(elementwise(d @ beta - t, loss, huber_delta).sum()) for d, t in rows.blocks())
+def mean_loss(rows: DesignRows, beta: Tensor, loss: Loss) -> float:
+    total = sum(float(loss.elementwise(d @ beta - t).sum()) for d, t in rows.blocks())
     return total / max(rows.n, 1)
 
 
@@ -244,15 +225,15 @@ def _rows_at(rows: DesignRows, index: Tensor) -> tuple[Tensor, Tensor]:
 # Huber
 
 
-def huber_newton(rows: DesignRows, delta: float, max_iter: int = 200) -> tuple[Tensor, int]:
+def huber_newton(rows: DesignRows, loss: HuberLoss, max_iter: int = 200) -> tuple[Tensor, int]:
     """Newton's method from the least-squares fit, with an Armijo backtracking line search."""
     beta = least_squares(rows)
-    current = mean_loss(rows, beta, "huber", delta)
+    current = mean_loss(rows, beta, loss)
     iterations = 0
     for iterations in range(1, max_iter + 1):  # noqa: B007 (reported)
         residual = rows.matvec(beta) - rows.t
-        gradient = rows.rmatvec(psi(residual, "huber", delta)) / rows.n
-        inside = (residual.abs() <= delta).to(torch.float64)
+        gradient = rows.rmatvec(loss.psi(residual)) / rows.n
+        inside = loss.psi_prime(residual)
         hessian = rows.gram(inside) / rows.n
         # A few rows inside ±delta can leave the Hessian singular: a tiny ridge keeps the step defined.
         hessian += torch.eye(rows.p, dtype=torch.float64) * (1e-12 * float(hessian.diagonal().max()) + 1e-300)
@@ -261,7 +242,7 @@ def huber_newton(rows: DesignRows, delta: float, max_iter: int = 200) -> tuple[T
         size = 1.0
         while True:
             candidate = beta - size * step
-            value = mean_loss(rows, candidate, "huber", delta)
+            value = mean_loss(rows, candidate, loss)
             if value <= current - 1e-4 * size * slope or size < 1e-10:
                 break
             size /= 2
