@@ -7,7 +7,10 @@ The README marks each generated block with a pair of HTML comments:
 - ``<!-- results:NAME -->`` ... ``<!-- /results -->``: the file benchmarks/results/NAME.md a benchmark wrote
   (``make bench``, ``make bench-peers``, ...); a missing file leaves its block as it was;
 - ``<!-- run:NAME -->`` ... ``<!-- /run -->``: the command RUNS[NAME] and its output, run now from the
-  repository's root, in the order the README shows them (``test`` reads the checkpoint ``diabetes`` wrote).
+  repository's root, in the order the README shows them (``test`` reads the checkpoint ``diabetes`` wrote);
+- ``<!-- python:NAME -->`` ... ``<!-- /python -->``: the Python code PYTHON[NAME] and what it printed. Every
+  snippet runs in one interpreter, in the README's order, so each goes on from the ones above it, as in a
+  notebook; the working directory is a scratch one with the repository's ``examples/`` in it.
 
 docs/report.png is the ``diabetes`` run's figure.
 """
@@ -29,11 +32,39 @@ RUNS = {
     "diabetes": ["fit", "--config", "configs/csv.yaml"],
     "test": ["test", "--ckpt_path", CHECKPOINT],
     "predict": ["predict", "--ckpt_path", CHECKPOINT, "--data.predict_path", "examples/diabetes.csv"],
-    "contradiction": ["test", "--ckpt_path", CHECKPOINT, "--model.loss", "mse"],
+    "contradiction": ["test", "--ckpt_path", CHECKPOINT, "--model.loss", "mae"],
     "bad-lr": ["fit", "--model.lr", "0"],
     "bad-cell": ["fit", "--data.path", "examples/typo.csv", "--data.target", "progression"],
 }
-BLOCK = re.compile(r"(<!-- (results|run):([\w-]+) -->\n)(.*?)(<!-- /\2 -->)", re.DOTALL)
+PYTHON = {
+    "fit": """\
+import pandas as pd
+import lit_linreg
+
+table = pd.read_csv("examples/diabetes.csv")
+result = lit_linreg.fit(table, "progression")  # least squares, settings chosen from the table
+print(result.summary())""",
+    "result": """\
+print(result.params[["bmi", "bp", "ltg"]])
+print(result.conf_int(alpha=0.1).loc[["bmi", "bp"]])  # 90% intervals
+print(f"p(bmi) = {result.pvalues['bmi']:.2g}, R² = {result.rsquared:.4f}, n = {result.nobs}")
+print("SGD converged to the optimum:", result.converged)""",
+    "predict": """\
+new_patients = table.drop(columns="progression").head(3)
+print(result.predict(new_patients))
+result.save("diabetes.ckpt")  # train.py predict --ckpt_path diabetes.ckpt reads it too
+print(lit_linreg.load("diabetes.ckpt").params.equals(result.params))""",
+    "sklearn": """\
+from sklearn.model_selection import cross_val_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from lit_linreg.sklearn import LinearRegressor
+
+x, y = table.drop(columns="progression"), table["progression"]
+print(cross_val_score(make_pipeline(StandardScaler(), LinearRegressor()), x, y, cv=5).round(3))""",
+}
+MARK = "=== lit_linreg readme snippet ==="
+BLOCK = re.compile(r"(<!-- (results|run|python):([\w-]+) -->\n)(.*?)(<!-- /\2 -->)", re.DOTALL)
 
 
 def run(name: str) -> str:
@@ -46,11 +77,28 @@ def run(name: str) -> str:
     return f"```\n$ {shown}\n{output.rstrip()}\n```\n"
 
 
-def fill(match: re.Match) -> str:
+def run_python(names: list[str]) -> dict[str, str]:
+    """Runs the snippets in one interpreter, in order; returns what each printed."""
+    scratch = WORK / "python"
+    scratch.mkdir(parents=True)
+    (scratch / "examples").symlink_to(ROOT / "examples")
+    driver = "namespace = {}\n" + "".join(
+        f"print({MARK!r}, flush=True)\nexec(compile({PYTHON[name]!r}, {name!r}, 'exec'), namespace)\n" for name in names
+    )
+    result = subprocess.run([sys.executable, "-c", driver], cwd=scratch, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise SystemExit(f"a README snippet failed:\n{result.stderr}")
+    outputs = result.stdout.split(MARK + "\n")[1:]
+    return dict(zip(names, outputs, strict=True))
+
+
+def fill(match: re.Match, printed: dict[str, str]) -> str:
     opening, kind, name, old, closing = match.groups()
     if kind == "results":
         path = RESULTS / f"{name}.md"
         new = path.read_text() if path.exists() else old
+    elif kind == "python":
+        new = f"```python\n{PYTHON[name]}\n```\n```\n{printed[name].rstrip()}\n```\n"
     else:
         new = run(name)
     return f"{opening}{new}{closing}"
@@ -60,7 +108,9 @@ def main() -> None:
     shutil.rmtree(WORK, ignore_errors=True)
     WORK.mkdir(parents=True)
     readme = ROOT / "README.md"
-    readme.write_text(BLOCK.sub(fill, readme.read_text()))
+    text = readme.read_text()
+    printed = run_python([name for kind, name in re.findall(r"<!-- (python):([\w-]+) -->", text)])
+    readme.write_text(BLOCK.sub(lambda match: fill(match, printed), text))
     shutil.copyfile(WORK / "diabetes" / "lightning_logs" / "version_0" / "report.png", ROOT / "docs" / "report.png")
     print(f"filled {readme} and docs/report.png")
 
