@@ -34,7 +34,14 @@ print(lit_linreg.fit(pd.read_csv({str(DIABETES)!r}), "progression", plot=False).
 def commands(workdir: str) -> dict[str, list[str]]:
     python, train = sys.executable, str(ROOT / "train.py")
     fit = [python, train, "fit", "--config", str(ROOT / "configs" / "csv.yaml"), "--report.plot", "false"]
-    fit += ["--trainer.default_root_dir", workdir, "--trainer.enable_progress_bar", "false"]
+    fit += [
+        "--data.path",
+        str(DIABETES),
+        "--trainer.default_root_dir",
+        workdir,
+        "--trainer.enable_progress_bar",
+        "false",
+    ]
     return {
         "`import lit_linreg`": [python, "-c", "import lit_linreg"],
         "`train.py fit --help`": [python, train, "fit", "--help"],
