@@ -17,6 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.common import machine, markdown, write_result
+
 ROOT = Path(__file__).resolve().parents[1]
 DIABETES = ROOT / "examples" / "diabetes.csv"
 STATSMODELS = f"""
@@ -67,11 +69,10 @@ def main() -> None:
                 if (done.returncode != 0) != ("error" in name):  # a failure that is not the point would time nothing
                     raise SystemExit(f"{name} exited with {done.returncode}: {done.stderr[-500:]}")
                 best[name] = min(best[name], time.perf_counter() - started)
-    lines = ["| command (a new process each time) | seconds, best of " + str(args.repeats) + " |", "|---|---|"]
-    lines += [f"| {name} | {seconds:.2f} |" for name, seconds in best.items()]
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "start.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    table = markdown(["command (a new process each time)", "seconds"], [[n, f"{s:.2f}"] for n, s in best.items()])
+    text = f"Best of {args.repeats}, alternating; measured on {machine()} (`make bench-start`).\n\n{table}"
+    print(text)
+    write_result(args.out, "start", text)
 
 
 if __name__ == "__main__":
