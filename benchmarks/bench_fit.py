@@ -162,8 +162,8 @@ def lit_linreg(case: Case, *extra: str) -> Fit:
     args += ["--trainer.default_root_dir", "/tmp/lit_linreg_bench", *extra]
 
     def fit() -> tuple[int, float]:
-        _, summary = quiet_fit(args)
-        return summary["global_step"], summary["fit_seconds"]
+        _, result = quiet_fit(args)
+        return result.global_step, result.fit_seconds
 
     return fit
 

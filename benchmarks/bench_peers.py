@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import ROOT, machine, markdown, quiet, quiet_fit, write_result
+from lit_linreg.regression import Regression
 
 ROWS, COLUMNS = 1_000_000, 10
 PASSES = 20
@@ -42,21 +43,20 @@ def make_table(path: Path, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
-def distance(w: np.ndarray, b: float, summary: dict) -> float:
-    estimate = np.r_[summary["optimum"]["w"], summary["optimum"]["b"]]
-    error = np.r_[summary["std_errors"]["w"], summary["std_errors"]["b"]]
-    return float(np.max(np.abs(np.r_[w, b] - estimate) / error))
+def distance(w: np.ndarray, b: float, result: Regression) -> float:
+    return float(np.max(np.abs(np.r_[w, b] - result.params.to_numpy()) / result.bse.to_numpy()))
 
 
-def loss_gap(x: np.ndarray, y: np.ndarray, w: np.ndarray, b: float, loss: str, optimum: dict) -> float:
+def loss_gap(x: np.ndarray, y: np.ndarray, w: np.ndarray, b: float, loss: str, result: Regression) -> float:
     def mean(w_, b_):
         r = x @ w_ + b_ - y
         return float(np.abs(r).mean() if loss == "mae" else np.square(r).mean())
 
-    return mean(w, b) / mean(np.array(optimum["w"]), optimum["b"]) - 1
+    optimum = result.params.to_numpy()
+    return mean(w, b) / mean(optimum[:-1], optimum[-1]) - 1
 
 
-def sgd_regressor(x, y, loss: str, average: bool, summary: dict, target: float) -> tuple[float, float, float, int]:
+def sgd_regressor(x, y, loss: str, average: bool, result: Regression, target: float) -> tuple[float, float, float, int]:
     """Passes until within ``target`` standard errors (or 20): (seconds, distance, gap, passes)."""
     from sklearn.linear_model import SGDRegressor
     from sklearn.preprocessing import StandardScaler
@@ -75,13 +75,13 @@ def sgd_regressor(x, y, loss: str, average: bool, summary: dict, target: float) 
         seconds += time.perf_counter() - started
         w = model.coef_ / scaler.scale_
         b = float(model.intercept_[0] - w @ scaler.mean_)
-        d = distance(w, b, summary)
+        d = distance(w, b, result)
         if d <= target:
             break
-    return seconds, d, loss_gap(x, y, w, b, loss, summary["optimum"]), passes
+    return seconds, d, loss_gap(x, y, w, b, loss, result), passes
 
 
-def vowpal_wabbit(x, y, loss: str, summary: dict, text: Path) -> tuple[float, float, float]:
+def vowpal_wabbit(x, y, loss: str, result: Regression, text: Path) -> tuple[float, float, float]:
     from vowpalwabbit import Workspace
 
     flags = "--loss_function quantile --quantile_tau 0.5" if loss == "mae" else "--loss_function squared"
@@ -99,7 +99,7 @@ def vowpal_wabbit(x, y, loss: str, summary: dict, text: Path) -> tuple[float, fl
     w = np.array([(predict(center + step[j] * np.eye(COLUMNS)[j]) - at_center) / step[j] for j in range(COLUMNS)])
     b = at_center - w @ center
     workspace.finish()
-    return seconds, distance(w, b, summary), loss_gap(x, y, w, b, loss, summary["optimum"])
+    return seconds, distance(w, b, result), loss_gap(x, y, w, b, loss, result)
 
 
 def write_vw(x: np.ndarray, y: np.ndarray, path: Path) -> None:
@@ -123,21 +123,21 @@ def main() -> None:
     for loss in ("mae", "mse", "huber"):
         fit_args = ["--config", str(ROOT / "configs" / "csv.yaml"), "--data.path", str(table), "--data.target", "y"]
         fit_args += ["--model.loss", loss, "--report.plot", "false", "--trainer.default_root_dir", str(args.work)]
-        _, summary = quiet_fit(fit_args)
-        analysis_rows.append([loss, f"{summary['analysis_seconds']:.1f}", summary["optimum"]["method"]])
+        _, result = quiet_fit(fit_args)
+        analysis_rows.append([loss, f"{result.analysis_seconds:.1f}", result.optimum.method])
         if loss == "huber":
             continue
-        ours = summary["convergence"]["max_distance_se"]
-        rows.append([loss, "lit_linreg, table defaults", f"{summary['fit_seconds']:.2f}",
-                     f"{summary['loss_gap']:.2e}", f"{ours:.3f}", f"{summary['epochs']} epochs"])  # fmt: skip
+        ours = result.convergence.max_distance
+        rows.append([loss, "lit_linreg, table defaults", f"{result.fit_seconds:.2f}",
+                     f"{result.loss_gap:.2e}", f"{ours:.3f}", f"{result.epochs} epochs"])  # fmt: skip
         print(rows[-1], flush=True)
         for average in (False, True):
-            seconds, d, gap, passes = sgd_regressor(x, y, loss, average, summary, ours)
+            seconds, d, gap, passes = sgd_regressor(x, y, loss, average, result, ours)
             name = f"SGDRegressor{'(average=True)' if average else ''}"
             reached = f"{passes} passes" + ("" if d <= ours else f" (not within {ours:.3f} SE after {PASSES})")
             rows.append([loss, name, f"{seconds:.2f}", f"{gap:.2e}", f"{d:.3f}", reached])
             print(rows[-1], flush=True)
-        seconds, d, gap = vowpal_wabbit(x, y, loss, summary, text)
+        seconds, d, gap = vowpal_wabbit(x, y, loss, result, text)
         rows.append([loss, "Vowpal Wabbit", f"{seconds:.2f}", f"{gap:.2e}", f"{d:.3f}", "1 pass (parsing included)"])
         print(rows[-1], flush=True)
     header = ["loss", "fitter", "fit seconds", "loss above the optimum", "max distance (SE)", "run"]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import os
 import platform
 import time
@@ -47,11 +46,11 @@ def write_result(out: Path, name: str, text: str) -> Path:
     return path
 
 
-def quiet_fit(args: list[str]) -> tuple[object, dict]:
-    """Runs `train.py fit` in-process, its printing swallowed; returns the CLI and its summary.json."""
+def quiet_fit(args: list[str]):
+    """Runs `train.py fit` in-process, its printing swallowed; returns the CLI and its ``Regression``."""
+    from lit_linreg.callbacks import RunSummary
     from lit_linreg.cli import cli_main
 
     with contextlib.redirect_stdout(io.StringIO()):
         cli = cli_main(["fit", *args])
-    summary = json.loads((Path(cli.trainer.log_dir) / "summary.json").read_text())
-    return cli, summary
+    return cli, next(c for c in cli.trainer.callbacks if isinstance(c, RunSummary)).result

@@ -71,13 +71,13 @@ def main() -> None:
         for loss in ("mae", "mse", "huber"):
             fit = ["--config", str(ROOT / "configs" / "csv.yaml"), "--data.path", str(path), "--data.target", target]
             fit += ["--model.loss", loss, "--report.plot", "false", "--trainer.default_root_dir", str(args.work)]
-            _, summary = quiet_fit(fit)
-            distance = summary["convergence"]["max_distance_se"] or 0.0
+            _, result = quiet_fit(fit)
+            distance = result.convergence.max_distance or 0.0
             worst[loss] = max(worst[loss], distance)
-            gap, epochs = summary["loss_gap"], [*epochs, str(summary["epochs"])]
+            gap, epochs = result.loss_gap, [*epochs, str(result.epochs)]
             cells.append(f"{distance:.2f} / {gap:.2%}" if gap is not None else f"{distance:.2f} / -")
-        shape = f"{summary['n_rows']} x {len(summary['feature_names'])}"
-        rows.append([name, shape, f"{summary['condition_number']:.0f}", *cells, " / ".join(epochs)])
+        shape = f"{result.nobs} x {len(result.feature_names)}"
+        rows.append([name, shape, f"{result.condition_number:.0f}", *cells, " / ".join(epochs)])
         print(rows[-1], flush=True)
     header = ["table", "rows x columns", "condition number", "mae: SE / gap", "mse: SE / gap", "huber: SE / gap",
               "epochs (mae / mse / huber)"]  # fmt: skip
