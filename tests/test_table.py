@@ -97,6 +97,22 @@ def test_numbers_named_categorical_are_categories(tmp_path):
     assert "store=2" in data.feature_names and "store=3" in data.feature_names and "store" not in data.feature_names
 
 
+def test_numeric_codes_sort_by_value_as_r_factor_does(tmp_path):
+    """Codes 8, 9, 10: the reference is 8 and the indicators come 9, 10 (as text, "10" would sort first)."""
+    import statsmodels.formula.api as smf
+
+    table = shops().append_column("store", pa.array(np.arange(240) % 3 + 8))
+    path = write_csv(tmp_path / "shops.csv", table)
+    summary = read_summary(fit(tmp_path / "run", *CSV, "--data.path", path, "--data.target", "sales",
+                               "--data.categorical", "store", "--trainer.max_epochs", "1"))  # fmt: skip
+    assert summary["feature_names"][-2:] == ["store=9", "store=10"] and summary["reference_levels"]["store"] == "8"
+    frame = table.to_pandas()
+    formula = "sales ~ " + " + ".join(c for c in frame.columns if c not in ("sales", "store")) + " + C(store)"
+    ols = smf.ols(formula, frame).fit()
+    assert [name for name in ols.params.index if "store" in name] == ["C(store)[T.9]", "C(store)[T.10]"]
+    np.testing.assert_allclose(summary["optimum"]["w"][-2:], ols.params[["C(store)[T.9]", "C(store)[T.10]"]], rtol=1e-8)
+
+
 def test_missing_cells_are_listed_in_one_line_or_dropped_and_counted(tmp_path):
     rows = ["price,ads,sales", "1,2,3", "4,,6", "7,8,", "9,10,11", "12,,14", "15,16,17"]
     path = tmp_path / "gaps.csv"

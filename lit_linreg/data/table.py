@@ -7,8 +7,8 @@ A table becomes a design matrix in three steps, each refusing bad input in one l
    pyarrow's null spellings ("", NA, NaN, null, ...) are missing.
 2. ``resolve_columns``: which column is the target, which are features, and which features are categorical: a
    text column, or one named in ``categorical``. A categorical column becomes indicator columns named
-   ``column=level``, one per level but the first (sorted), which is the reference, as in R's and statsmodels'
-   treatment coding.
+   ``column=level``, one per level but the first (sorted: text as text, a numeric code by its value), which is
+   the reference, as in R's and statsmodels' treatment coding.
 3. ``to_design``: float64 arrays, column by column, with the missing-cell policy applied (``error`` lists the
    missing cells per column in one line; ``drop`` drops those rows and says how many).
 """
@@ -270,7 +270,7 @@ def resolve_columns(
         rows += batch.num_rows
     levels: dict[str, list[str]] = {}
     for name in text:
-        chosen = list(named[name]) if named.get(name) else sorted(found[name])
+        chosen = list(named[name]) if named.get(name) else sorted(found[name], key=_level_order(schema, name))
         if len(chosen) < 2:
             only = f" ({chosen[0]!r})" if chosen else ""
             raise UsageError(
@@ -289,6 +289,12 @@ def resolve_columns(
             "that name and a categorical column's indicator): rename one of the columns"
         )
     return columns
+
+
+def _level_order(schema: pa.Schema, name: str):
+    """How a column's levels sort: a numeric code by its value, as R's ``factor()`` ("8" before "10"); text as
+    text. The first is the reference."""
+    return float if not is_text(schema.field(name).type) else None
 
 
 def is_text(kind: pa.DataType) -> bool:
