@@ -34,7 +34,7 @@ def dataset(rng: np.random.Generator, n: int, noise: str) -> tuple[np.ndarray, n
 
 
 def ours(x: np.ndarray, y: np.ndarray, loss: str) -> np.ndarray:
-    a = analyse(torch.tensor(x), torch.tensor(y), NAMES, loss, huber_delta=1.0)
+    a = analyse(torch.tensor(x), torch.tensor(y), NAMES, loss)
     return np.array([[c.low, c.high] for c in [a.bias, *a.weights]])
 
 

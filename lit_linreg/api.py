@@ -2,8 +2,9 @@
 
 ``fit`` builds what ``train.py fit --config configs/csv.yaml`` builds — the same data module, ``LinearRegression``,
 callbacks and ``Trainer`` settings, seeded the same way — and runs ``Trainer.fit``; with the same settings it gives
-the same numbers. It is quiet (no banner, no progress bar unless asked, no warnings) and writes nothing unless
-given a ``root_dir``: then the run's directory, checkpoint, ``summary.json`` and ``report.png``, as the CLI does.
+the same numbers. It is quiet (no banner, no progress bar unless asked, no warnings), leaves the caller's random
+generators as they were, and writes no run unless given a ``root_dir``: then the run's directory, checkpoint,
+``summary.json`` and ``report.png``, as the CLI does (``memory_map=True`` writes its cache beside the table).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ def fit(
     encoding: str = "utf-8",
     memory_map: bool = False,
     loss: Literal["mse", "mae", "huber"] = "mse",
-    huber_delta: float = 1.0,
+    huber_k: float = 1.345,
     lr: float | None = TABLE_DEFAULTS["lr"],
     lr_schedule: Literal["constant", "linear", "exponential"] = TABLE_DEFAULTS["lr_schedule"],
     average_tail: float = TABLE_DEFAULTS["average_tail"],
@@ -65,8 +66,9 @@ def fit(
     progress: bool = False,
     root_dir: str | Path | None = None,
     plot: bool = True,
-    accelerator: str = "auto",
-    devices: int | str = "auto",
+    accelerator: str = "cpu",
+    devices: int | str = 1,
+    callbacks: list | None = None,
 ) -> Regression:
     """Fits ``target`` from the other columns of ``data`` by SGD, and the exact optimum with its inference.
 
@@ -81,7 +83,9 @@ def fit(
         progress: show a progress bar.
         root_dir: write the run as the CLI does, in ``root_dir/lightning_logs/version_N`` (checkpoint,
             ``summary.json``, ``report.png`` when ``plot``, TensorBoard logs). ``None``: write nothing.
-        accelerator, devices: as Lightning's ``Trainer`` (one process: DDP needs the CLI).
+        accelerator, devices: as Lightning's ``Trainer``; one process on the CPU unless asked (a table small
+            enough for a notebook fits fastest there; DDP needs the CLI).
+        callbacks: more Lightning callbacks for the run.
 
     Returns:
         The ``Regression``: ``params``, ``bse``, ``pvalues``, ``conf_int()``, ``summary()``, ``predict()``...
@@ -99,14 +103,16 @@ def fit(
         "seed": seed,
     }
     table_settings = {"features": features, "categorical": categorical, "missing": missing}
-    with _plain_errors(), _quiet():
+    with _plain_errors(), _quiet(), _own_randomness():
         import lightning as L
+        from lightning.fabric.utilities.exceptions import MisconfigurationException
 
         from lit_linreg.callbacks import AtomicCheckpointIO, LastCheckpoint, RunSummary, TensorBoardReport
         from lit_linreg.callbacks.progress import progress_bar
         from lit_linreg.data import LinRegDataModule
         from lit_linreg.data.sources import InMemoryTable
         from lit_linreg.model import LinearRegression
+        from lit_linreg.runs import discard_unfinished_run
         from lit_linreg.trainer import TRAINER_DEFAULTS, planned_trainer_arguments
 
         if isinstance(seed, bool) or not 0 <= seed < 2**32:
@@ -135,7 +141,7 @@ def fit(
             feature_names=datamodule.feature_names,
             target=datamodule.target,
             loss=loss,
-            huber_delta=huber_delta,
+            huber_k=huber_k,
             lr=lr,
             lr_schedule=lr_schedule,
             average_tail=average_tail,
@@ -146,26 +152,37 @@ def fit(
         )
         length = {"max_epochs": max_epochs, "max_steps": max_steps}
         planned = planned_trainer_arguments(datamodule, model, length)
-        callbacks: list[L.Callback] = [summary]
-        logger: Any = False
-        if root_dir is not None:
-            logger = _run_logger(Path(root_dir))
-            callbacks += [LastCheckpoint(), TensorBoardReport()]
+        # Ctrl-C (a notebook's "interrupt") ends the run after the current step, as in the CLI; without a
+        # root_dir nothing is saved. (Lightning's own handling would ignore every later Ctrl-C and exit.)
+        stopper = LastCheckpoint()
+        stopper.writes = root_dir is not None
+        callbacks: list[L.Callback] = [summary, stopper, *(callbacks or [])]
         if progress:
             callbacks.append(progress_bar())
-        trainer = L.Trainer(
-            **{**TRAINER_DEFAULTS, **length, **planned},
-            plugins=[AtomicCheckpointIO()],
-            callbacks=callbacks,
-            logger=logger,
-            default_root_dir=None if root_dir is None else str(root_dir),
-            enable_progress_bar=progress,
-            accelerator=accelerator,
-            devices=devices,
-        )
-        if trainer.world_size > 1:
-            raise UsageError("lit_linreg.fit runs in one process: for DDP use train.py fit --config configs/ddp.yaml")
-        trainer.fit(model, datamodule=datamodule)
+        claimed, logger = None, False
+        if root_dir is not None:
+            claimed, logger = _run_logger(Path(root_dir))
+            callbacks.append(TensorBoardReport())
+        try:
+            trainer = L.Trainer(
+                **{**TRAINER_DEFAULTS, **length, **planned},
+                plugins=[AtomicCheckpointIO()],
+                callbacks=callbacks,
+                logger=logger,
+                default_root_dir=None if root_dir is None else str(root_dir),
+                enable_progress_bar=progress,
+                accelerator=accelerator,
+                devices=devices,
+            )
+            if trainer.world_size > 1:
+                raise UsageError(
+                    "lit_linreg.fit runs in one process: for DDP use train.py fit --config configs/ddp.yaml"
+                )
+            trainer.fit(model, datamodule=datamodule)
+        except (UsageError, MisconfigurationException) as err:
+            if claimed is not None:
+                discard_unfinished_run(claimed)
+            raise UsageError(str(err)) from None
     model.trainer = None  # the result keeps the model, not the trainer and the rows it holds
     return summary.result
 
@@ -195,13 +212,13 @@ def load(path: str | Path) -> Regression:
 
 
 def _run_logger(root: Path):
-    """A TensorBoard logger in a run directory claimed atomically, as the CLI's."""
+    """(the run directory, claimed atomically as the CLI claims its own, and a TensorBoard logger in it)."""
     from lightning.pytorch.loggers import TensorBoardLogger
 
     from lit_linreg.runs import claim_run_directory
 
     claimed = claim_run_directory(str(root))
-    return TensorBoardLogger(save_dir=str(root), version=int(claimed.name.removeprefix("version_")))
+    return claimed, TensorBoardLogger(save_dir=str(root), version=int(claimed.name.removeprefix("version_")))
 
 
 @contextlib.contextmanager
@@ -211,6 +228,29 @@ def _plain_errors() -> Iterator[None]:
         yield
     except UsageError as err:
         raise UsageError(re.sub(r"--(model|data|report|trainer|checkpoint)\.", "", str(err))) from None
+
+
+@contextlib.contextmanager
+def _own_randomness() -> Iterator[None]:
+    """The fit seeds Python's, numpy's and torch's generators, as the CLI does; a notebook's own draws go on from
+    where they were."""
+    import os
+    import random
+
+    import numpy as np
+    import torch
+
+    states = random.getstate(), np.random.get_state(), os.environ.get("PL_GLOBAL_SEED")
+    with torch.random.fork_rng(devices=[]):
+        try:
+            yield
+        finally:
+            random.setstate(states[0])
+            np.random.set_state(states[1])
+            if states[2] is None:
+                os.environ.pop("PL_GLOBAL_SEED", None)
+            else:
+                os.environ["PL_GLOBAL_SEED"] = states[2]
 
 
 @contextlib.contextmanager

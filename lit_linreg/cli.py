@@ -186,7 +186,7 @@ def check_output_directory(root: str) -> None:
 def quiet_console(level: str) -> None:
     """Lightning's info lines (devices, tips, "Seed set to") off unless asked for, and one library warning we
     cannot fix at its cause (Lightning 2.6 calls a pytree function that torch 2.13 deprecates)."""
-    if level.upper() not in logging.getLevelNamesMapping():
+    if level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
         raise UsageError(f"--log_level must be DEBUG, INFO, WARNING or ERROR, got {level!r}")
     for name in ("lightning.pytorch", "lightning.fabric"):
         logging.getLogger(name).setLevel(level.upper())
@@ -251,10 +251,11 @@ def _run(args: list[str] | None, run: bool) -> LinRegCLI:
         args=args,
         run=run,
     )
-    if run:
-        # Every rank leaves together. A rank leaving right after a collective (rank 1 after the report's log_dir
-        # broadcast) can reach Python's shutdown while gloo's worker thread still releases that collective's
-        # tensors; the thread then aborts the process ("terminate called without an active exception"). Waiting
-        # here gives it the interpreter's lock meanwhile. A no-op in one process.
+    if run and torch.distributed.is_available() and torch.distributed.is_initialized():
+        # Every rank leaves together, its process group closed. A rank that reaches Python's shutdown while
+        # gloo's worker thread still releases a collective's tensors (rank 1 right after the report's log_dir
+        # broadcast) is aborted by it ("terminate called without an active exception"): the barrier makes the
+        # ranks leave together, and destroying the group joins gloo's threads before the interpreter goes.
         cli.trainer.strategy.barrier("exit")
+        torch.distributed.destroy_process_group()
     return cli

@@ -32,14 +32,18 @@ def as_arrow(data: Any, what: str = "data") -> tuple[pa.Table, str]:
         names = [str(c) for c in data.columns]
         if len(set(names)) != len(names):
             raise UsageError(f"the DataFrame's column names repeat: {names}")
-        return pa.Table.from_pandas(data.set_axis(names, axis=1), preserve_index=False), "the DataFrame"
+        try:
+            return pa.Table.from_pandas(data.set_axis(names, axis=1), preserve_index=False), "the DataFrame"
+        except (pa.ArrowException, TypeError, ValueError) as err:  # a column of mixed types, say
+            reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
+            raise UsageError(f"the DataFrame could not be read as a table: {reason}") from None
     if module == "polars" and hasattr(data, "to_arrow"):
         return data.to_arrow(), "the polars DataFrame"
     if hasattr(data, "__array__") or isinstance(data, list):
         array = np.asarray(data)
         if array.ndim != 2:
             raise UsageError(f"{what} must be a 2-d array (rows x columns), got {array.ndim} dimensions")
-        return pa.table({f"x{j + 1}": array[:, j] for j in range(array.shape[1])}), "the array"
+        return _columns({f"x{j + 1}": array[:, j] for j in range(array.shape[1])}), "the array"
     raise UsageError(
         f"{what} must be a pandas or polars DataFrame, a pyarrow Table, a file's path or arrays, got "
         f"{type(data).__name__}"
@@ -55,7 +59,7 @@ def features_and_target(x: Any, y: Any, target: str | None) -> tuple[pa.Table, s
     target = target or getattr(y, "name", None) or "y"
     if target in table.column_names:
         raise UsageError(f"the target's name {target!r} is also a column of X: name it with target=")
-    return table.append_column(str(target), pa.array(values)), name, str(target)
+    return table.append_column(str(target), _column(values)), name, str(target)
 
 
 def prediction_rows(data: Any, settings: dict[str, Any] | None, names: list[str]) -> tuple[np.ndarray, Any, Any]:
@@ -78,8 +82,17 @@ def prediction_rows(data: Any, settings: dict[str, Any] | None, names: list[str]
                     f"the array has shape {array.shape}; the model needs rows of its {len(columns.features)} "
                     f"feature columns ({', '.join(columns.features)})"
                 )
-            data = pa.table({name: array[:, j] for j, name in enumerate(columns.features)})
+            data = _columns({name: array[:, j] for j, name in enumerate(columns.features)})
         index = getattr(data, "index", None) if type(data).__module__.startswith("pandas") else None
         table, name = as_arrow(data)
         rows = PredictTable.of(table, columns, missing, None, name)
     return rows.x.numpy(), rows.complete, index
+
+
+def _column(values: np.ndarray) -> pa.Array:
+    """An array's values as an Arrow column, NaN a missing cell (as pandas' NaN is, and a CSV's empty cell)."""
+    return pa.array(values, from_pandas=True)
+
+
+def _columns(columns: dict[str, np.ndarray]) -> pa.Table:
+    return pa.table({name: _column(values) for name, values in columns.items()})

@@ -68,6 +68,10 @@ class Loss:
         """The loss summed over the rows of the best constant prediction: the fit measure's denominator."""
         raise NotImplementedError
 
+    def at_scale(self, scale: float) -> Loss:
+        """The loss for residuals of this scale (a loss without one is its own)."""
+        return self
+
 
 class SquaredError(Loss):
     """r²: least squares."""
@@ -140,18 +144,35 @@ class AbsoluteError(Loss):
 
 
 class HuberLoss(Loss):
-    """r²/2 for |r| <= delta and delta·(|r| - delta/2) beyond: quadratic near 0, linear in the tails."""
+    """Huber's loss at the threshold delta = k·scale: r²/2 for |r| <= delta and delta·(|r| - delta/2) beyond.
+
+    As statsmodels' ``RLM(M=HuberT())`` and R's ``MASS::rlm`` define Huber's M-estimator: k = 1.345 (95%
+    efficiency under normal errors) times a robust scale of the residuals, their MAD (median |r| / Φ⁻¹(3/4)),
+    estimated with the fit. Without a scale, ``exact_fit`` finds both: the weights for a scale (Newton, exact for
+    a piecewise quadratic) and the MAD of their residuals, in turn, to their joint fixed point (where RLM's
+    iterations converge); its result carries the loss at that scale. SGD trains the loss at the scale of that
+    same fit, made before its first step, so that its optimum is the analysis's.
+    """
 
     name, title = "huber", "mean Huber loss"
     fit_measure_name = "pseudo-R² (share of Huber loss explained)"
     newton_lr = 1.0  # the curvature of Huber's loss is at most 1
 
-    def __init__(self, delta: float = 1.0) -> None:
-        self.delta = delta
+    def __init__(self, k: float = 1.345, scale: float | None = None) -> None:
+        self.k, self.scale = k, scale
+
+    @property
+    def delta(self) -> float:
+        if self.scale is None:
+            raise ValueError("Huber's loss needs its scale: fit it (exact_fit), or give one")
+        return self.k * self.scale
+
+    def at_scale(self, scale: float) -> HuberLoss:
+        return HuberLoss(self.k, scale)
 
     def elementwise(self, residual: Tensor) -> Tensor:
-        size = residual.abs()
-        return torch.where(size <= self.delta, 0.5 * residual.square(), self.delta * (size - 0.5 * self.delta))
+        size, delta = residual.abs(), self.delta
+        return torch.where(size <= delta, 0.5 * residual.square(), delta * (size - 0.5 * delta))
 
     def psi(self, residual: Tensor) -> Tensor:
         return residual.clamp(-self.delta, self.delta)
@@ -160,10 +181,14 @@ class HuberLoss(Loss):
         return (residual.abs() <= self.delta).to(residual.dtype)
 
     def exact_fit(self, rows: DesignRows) -> ExactFit:
-        from lit_linreg.stats.optimum import ExactFit, huber_newton
+        from lit_linreg.stats.optimum import ExactFit, huber_m_estimate, huber_newton
 
-        beta, iterations = huber_newton(rows, self)
-        return ExactFit(beta, "Huber M-estimate (Newton)", iterations)
+        if self.scale is not None:
+            beta, iterations = huber_newton(rows, self)
+            return ExactFit(beta, f"Huber M-estimate (k = {self.k:g} at a fixed scale; Newton)", iterations, self)
+        beta, scale, iterations = huber_m_estimate(rows, self.k)
+        method = f"Huber M-estimate (k = {self.k:g}, MAD scale estimated with the fit; Newton)"
+        return ExactFit(beta, method, iterations, self.at_scale(scale))
 
     def covariance(self, rows: DesignRows, beta: Tensor, kind: str) -> Tensor:
         from lit_linreg.stats.inference import m_estimator_covariance
@@ -171,34 +196,35 @@ class HuberLoss(Loss):
         return m_estimator_covariance(rows, beta, kind, self)
 
     def covariance_name(self, kind: str) -> str:
-        return "M-estimator sandwich" if kind == "robust" else "Huber's H1"
+        return "M-estimator sandwich" if kind == "robust" else "Huber's H1 (RLM's default)"
 
     def baseline(self, target: Tensor) -> float:
         return float(self.elementwise(target - self.location(target)).sum())
 
     def location(self, target: Tensor) -> float:
         """argmin_m Σ huber(t_i - m): Newton steps on a piecewise quadratic, from the median."""
-        m = float(target.median())
+        m, delta = float(target.median()), self.delta
         for _ in range(100):
             r = target - m
-            inside = int((r.abs() <= self.delta).sum())
+            inside = int((r.abs() <= delta).sum())
             if inside == 0:
                 break
-            step = float(r.clamp(-self.delta, self.delta).sum()) / inside
+            step = float(r.clamp(-delta, delta).sum()) / inside
             m += step
             if abs(step) <= 1e-15 * (1 + abs(m)):
                 break
         return m if torch.isfinite(torch.tensor(m)) else float(target.median())
 
 
-def loss_of(name: str, huber_delta: float = 1.0) -> Loss:
-    """The loss a setting names (``huber_delta`` in the units of the residuals it will be given)."""
+def loss_of(name: str, huber_k: float = 1.345, scale: float | None = None) -> Loss:
+    """The loss a setting names; Huber's at ``huber_k`` times ``scale`` (in the residuals' units), or at the scale
+    its exact fit will estimate."""
     if name == "mse":
         return SquaredError()
     if name == "mae":
         return AbsoluteError()
     if name == "huber":
-        return HuberLoss(huber_delta)
+        return HuberLoss(huber_k, scale)
     raise ValueError(f"unknown loss {name!r}; expected one of {', '.join(LOSSES)}")
 
 

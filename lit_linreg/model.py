@@ -1,4 +1,4 @@
-"""Model: Y = X·w + b with exactly two parameters, fitted by manual-optimization SGD (MAE by default)."""
+"""Model: Y = X·w + b with exactly two parameters, fitted by manual-optimization SGD on one of the losses."""
 
 from __future__ import annotations
 
@@ -30,8 +30,9 @@ class LinearRegression(L.LightningModule):
         loss: ``mse`` mean r² (least squares), ``mae`` mean |r| (the tutorial's), or ``huber`` (r²/2 near 0,
             linear beyond). ``null``: ``mse`` when the rows are a table, as in statsmodels, R and scikit-learn;
             ``mae`` for the tutorial's planted people (the CLI and ``lit_linreg.fit`` decide; alone, ``mae``).
-        huber_delta: where Huber's loss turns from quadratic to linear, in units of the target as trained
-            (standard deviations when ``standardize`` is on).
+        huber_k: where Huber's loss turns from quadratic to linear, in units of the residuals' robust scale
+            (their MAD, estimated with the exact fit before training, as statsmodels' RLM and R's rlm do):
+            1.345 gives 95% efficiency under normal errors. Independent of ``standardize``.
         lr: SGD learning rate: every step moves each parameter by -lr times its (preconditioned) gradient.
             ``null`` takes a Newton-sized step for the loss (needs ``standardize``).
         lr_schedule: ``constant`` (the tutorial's), ``linear`` (to zero over the run) or ``exponential`` (to
@@ -54,7 +55,7 @@ class LinearRegression(L.LightningModule):
         feature_names: list[str] | None = None,
         target: str | None = None,
         loss: LossName | None = None,
-        huber_delta: float = 1.0,
+        huber_k: float = 1.345,
         lr: float | None = 0.01,
         lr_schedule: Schedule = "constant",
         average_tail: float = 0.0,
@@ -64,13 +65,13 @@ class LinearRegression(L.LightningModule):
         init_b: float = 0.01,
     ) -> None:
         super().__init__()
-        _check(n_features, feature_names, loss, huber_delta, lr, lr_schedule, average_tail, init_w_std)
+        _check(n_features, feature_names, loss, huber_k, lr, lr_schedule, average_tail, init_w_std)
         if lr is None and not standardize:
             raise UsageError("--model.lr null (chosen for you) needs --model.standardize true")
         self.save_hyperparameters(logger=False)  # the TensorBoard callback logs them, with the real metric
         self.hparams.loss = loss or "mae"
-        # In units of the target as trained; the analysis makes its own, in standard deviations of the target.
-        self.objective = loss_of(self.hparams.loss, huber_delta)
+        # What SGD minimises, in units of the target as trained (Huber's: at the scale the plan gives).
+        self.objective = loss_of(self.hparams.loss, huber_k)
         self.automatic_optimization = False
         self.feature_names = list(feature_names or [f"x{i + 1}" for i in range(n_features)])
         self.w = nn.Parameter(init_w_std * torch.randn(n_features))
@@ -154,6 +155,8 @@ class LinearRegression(L.LightningModule):
             self.x_scale.copy_(torch.where(moments.x_std > 0, moments.x_std, torch.ones_like(moments.x_std)))
             self.y_mean.fill_(moments.y_mean)
             self.y_scale.fill_(moments.y_std if moments.y_std > 0 else 1.0)
+        if plan.huber_scale is not None:  # in the table's units; the target as trained is divided by y_scale
+            self.objective = self.objective.at_scale(plan.huber_scale / float(self.y_scale))
         kept_mask = statistics.kept_mask()
         if self.hparams.precondition:
             self.preconditioner = statistics.whitening()
@@ -281,15 +284,15 @@ class LinearRegression(L.LightningModule):
         return self(batch[0])
 
 
-def _check(n_features, feature_names, loss, huber_delta, lr, lr_schedule, average_tail, init_w_std) -> None:
+def _check(n_features, feature_names, loss, huber_k, lr, lr_schedule, average_tail, init_w_std) -> None:
     if n_features < 1:
         raise UsageError(f"--model.n_features must be >= 1, got {n_features}")
     if feature_names is not None and len(feature_names) != n_features:
         raise UsageError(f"--model.feature_names has {len(feature_names)} names for {n_features} weights")
     if loss is not None and loss not in LOSSES:
         raise UsageError(f"--model.loss must be mae, mse or huber, got {loss!r}")
-    if not huber_delta > 0:
-        raise UsageError(f"--model.huber_delta must be > 0, got {huber_delta}")
+    if not huber_k > 0:
+        raise UsageError(f"--model.huber_k must be > 0, got {huber_k}")
     if lr is not None and not lr > 0:
         raise UsageError(f"--model.lr must be > 0, got {lr}")
     if lr_schedule not in ("constant", "linear", "exponential"):

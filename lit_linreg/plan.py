@@ -2,7 +2,8 @@
 
 ``make_plan`` turns the training rows' statistics and the settings into a ``Plan``; ``plan_run`` hands it to the
 data module (batches) and the model (scales, preconditioner, learning rate) before the trainer is built, so that
-the trainer's run length can follow it too. Every "null: chosen for you" setting is decided here and nowhere else.
+the trainer's run length can follow it too. Every "null: chosen for you" setting of SGD's run is decided here
+(the loss's own default, least squares for a table, is the CLI's and ``lit_linreg.fit``'s).
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ class Plan:
         epochs: the run's length when neither ``max_epochs`` nor ``max_steps`` is given.
         lr: the learning rate of the first step.
         lr_schedule, average_tail, standardize, precondition: the model's settings, as the report names them.
+        huber_scale: for Huber's loss, the residuals' MAD scale at the exact M-estimate (the table's units):
+            SGD's threshold is huber_k times it, so that SGD and the analysis minimise the same loss.
     """
 
     batch_size: int
@@ -42,6 +45,7 @@ class Plan:
     average_tail: float
     standardize: bool
     precondition: bool
+    huber_scale: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -59,6 +63,7 @@ def make_plan(
     average_tail: float,
     standardize: bool,
     precondition: bool,
+    huber_scale: float | None = None,
 ) -> Plan:
     """The plan for ``n_train`` training rows with these statistics; ``None`` settings are chosen."""
     batch_size = batch_size or auto_batch_size(n_train, statistics)
@@ -72,13 +77,22 @@ def make_plan(
         lr *= min(1.0, batch_size / statistics.max_leverage)
     # About run_steps(...) steps: at least 8 epochs (every row seen several times), at most 200.
     epochs = min(200, max(8, math.ceil(run_steps(loss, batch_size) / steps_per_epoch)))
-    return Plan(batch_size, passes, steps_per_epoch, epochs, lr, lr_schedule, average_tail, standardize, precondition)
+    return Plan(
+        batch_size, passes, steps_per_epoch, epochs, lr, lr_schedule, average_tail, standardize, precondition,
+        huber_scale,
+    )  # fmt: skip
 
 
 def plan_run(data, model) -> Plan:
     """Loads the training rows (once), makes their plan and gives it to the data module and the model."""
     statistics = data.training_statistics()
     model_settings, data_settings = model.hparams, data.hparams
+    huber_scale = None
+    if model_settings.loss == "huber":  # the scale the analysis will find: a pilot of the same exact fit
+        from lit_linreg.stats.analysis import huber_scale as pilot
+
+        x, y = data.train_rows()
+        huber_scale = pilot(x, y, statistics, model_settings.huber_k, materialize=not data.memory_mapped)
     plan = make_plan(
         statistics,
         data.n_train,
@@ -90,6 +104,7 @@ def plan_run(data, model) -> Plan:
         average_tail=model_settings.average_tail,
         standardize=model_settings.standardize,
         precondition=model_settings.precondition,
+        huber_scale=huber_scale,
     )
     data.plan = plan
     model.follow(statistics, plan)

@@ -120,6 +120,9 @@ class Regression:
     ) -> Regression:
         """The result of a run: the analysis (when made) beside what SGD learned, and the verdict between them."""
         result = cls(alpha=alpha, notes=list(notes), **fields)
+        if result.interrupted:  # the report of a stopped run: its weights are those so far
+            stopped = f"interrupted at step {result.global_step}: SGD's weights are those it had reached"
+            result = replace(result, warnings=[stopped, *result.warnings])
         if analysis is None:
             return result
         coefficients = [*analysis.weights, analysis.bias]
@@ -149,7 +152,11 @@ class Regression:
         )
         result = replace(result, optimum=optimum, notes=[*result.notes, *analysis.notes])
         convergence = _verdict(result)
-        warnings = [*analysis.design.warnings, *([convergence.warning] if convergence.warning else [])]
+        warnings = [
+            *result.warnings,
+            *analysis.design.warnings,
+            *([convergence.warning] if convergence.warning else []),
+        ]
         return replace(result, convergence=convergence, warnings=warnings)
 
     # ------------------------------------------------------------------------------------------------------------
@@ -447,6 +454,9 @@ class Regression:
 
     def _series(self, values: list | None, name: str) -> pd.Series:
         import pandas as pd
+
+        if values is None:  # a summary.json from before the value was kept
+            raise ValueError(f"{name}: this result does not hold it (written by an older lit_linreg)")
 
         return pd.Series(_nan(values), index=self.index, name=name, dtype="float64")
 

@@ -17,7 +17,8 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 class LinearRegressor(RegressorMixin, BaseEstimator):
     """Linear regression by minibatch SGD in PyTorch Lightning, with the exact optimum beside it.
 
-    Parameters are ``lit_linreg.fit``'s, with its defaults (settings chosen from the data).
+    Parameters are those of ``lit_linreg.fit`` that concern the model, SGD and the inference, with its defaults
+    (settings chosen from the data); X is all numeric (scikit-learn's encoders come before it in a Pipeline).
 
     Attributes:
         coef_: SGD's weights, one per column of X.
@@ -29,7 +30,7 @@ class LinearRegressor(RegressorMixin, BaseEstimator):
     def __init__(
         self,
         loss: Literal["mse", "mae", "huber"] = "mse",
-        huber_delta: float = 1.0,
+        huber_k: float = 1.345,
         lr: float | None = None,
         lr_schedule: Literal["constant", "linear", "exponential"] = "exponential",
         average_tail: float = 0.25,
@@ -41,9 +42,10 @@ class LinearRegressor(RegressorMixin, BaseEstimator):
         optimum: bool = True,
         covariance: Literal["robust", "classical"] = "robust",
         alpha: float = 0.05,
+        accelerator: str = "cpu",
     ) -> None:
         self.loss = loss
-        self.huber_delta = huber_delta
+        self.huber_k = huber_k
         self.lr = lr
         self.lr_schedule = lr_schedule
         self.average_tail = average_tail
@@ -55,6 +57,7 @@ class LinearRegressor(RegressorMixin, BaseEstimator):
         self.optimum = optimum
         self.covariance = covariance
         self.alpha = alpha
+        self.accelerator = accelerator
 
     def fit(self, X, y) -> LinearRegressor:
         import pandas as pd

@@ -125,7 +125,7 @@ def test_tail_averages_are_what_the_model_reports():
         ({"loss": "l1"}, ["--model.loss", "'l1'"]),
         ({"lr_schedule": "cosine"}, ["--model.lr_schedule", "'cosine'"]),
         ({"average_tail": 1.0}, ["--model.average_tail", "1.0"]),
-        ({"huber_delta": -1.0}, ["--model.huber_delta", "-1.0"]),
+        ({"huber_k": -1.0}, ["--model.huber_k", "-1.0"]),
         ({"n_features": 0}, ["--model.n_features", "0"]),
     ],
 )

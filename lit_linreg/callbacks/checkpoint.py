@@ -77,6 +77,7 @@ class LastCheckpoint(L.Callback):
         self._next_poll, self._polled_at, self._polled_step, self._poll_every = 0, 0.0, 0, 1
         self._save_at_epoch_end = False
         self._previous_handlers: dict[int, Any] = {}
+        self.writes = True  # False: only the clean stop on a signal (lit_linreg.fit without a root_dir)
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if stage == "fit":
@@ -149,5 +150,6 @@ class LastCheckpoint(L.Callback):
         if trainer.global_step == self._saved_step:  # nothing new since the last save
             return
         pl_module.check_finite()  # a diverged run stops here, and the last checkpoint stays finite
-        trainer.save_checkpoint(self.path, weights_only=False)  # the full state: resume needs all of it
+        if self.writes:
+            trainer.save_checkpoint(self.path, weights_only=False)  # the full state: resume needs all of it
         self._saved_at, self._saved_step = time.monotonic(), trainer.global_step

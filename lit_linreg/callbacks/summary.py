@@ -111,7 +111,8 @@ class RunSummary(L.Callback):
 
     def summarize(self, trainer: L.Trainer, model: LinearRegression) -> Regression:
         data = trainer.datamodule
-        x, y = data.train_rows()
+        # On the CPU, where Lightning has put the model back by fit's end (rows that fit on a GPU were moved there).
+        x, y = (rows.cpu() for rows in data.train_rows())
         statistics = data.training_statistics()
         w, b = model.coefficients()
         hp = model.hparams
@@ -121,12 +122,9 @@ class RunSummary(L.Callback):
         started = time.perf_counter()
         if self.optimum:
             resamples = self._resamples(len(x), notes)
-            # Huber's delta is in units of the target as trained; the analysis works in standard deviations.
-            y_std = statistics.moments.y_std or 1.0
-            delta = hp.huber_delta * float(model.y_scale) / y_std
             try:
                 analysis = analyse(
-                    x, y, model.feature_names, hp.loss, delta, self.covariance, resamples, data.hparams.seed,
+                    x, y, model.feature_names, hp.loss, hp.huber_k, self.covariance, resamples, data.hparams.seed,
                     moments=statistics.moments, materialize=not data.memory_mapped, alpha=self.alpha,
                 )  # fmt: skip
             except TooBig as skipped:

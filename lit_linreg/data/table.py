@@ -282,6 +282,8 @@ def resolve_columns(
         levels[name] = chosen
     columns = Columns(target, list(features), levels)
     names = columns.names
+    if "bias" in names:  # the report's name for the intercept, and the results' index label for it
+        raise UsageError(f"{path}: a feature named 'bias' would share its name with the model's bias: rename it")
     clashes = sorted({name for name in names if names.count(name) > 1})
     if clashes:
         raise UsageError(

@@ -68,7 +68,7 @@ def analyse(
     y: Tensor,
     names: list[str],
     loss: str,
-    huber_delta: float = 1.0,
+    huber_k: float = 1.345,
     covariance_kind: str = "robust",
     bootstrap: int = 0,
     seed: int = 0,
@@ -76,9 +76,9 @@ def analyse(
     materialize: bool = True,
     alpha: float = 0.05,
 ) -> Analysis:
-    """The analysis of y ≈ X·w + b under ``loss``, intervals at level 1 - alpha; ``huber_delta`` is in standard
-    deviations of y."""
-    objective = loss_of(loss, huber_delta)
+    """The analysis of y ≈ X·w + b under ``loss``, intervals at level 1 - alpha; Huber's threshold is ``huber_k``
+    times the residuals' MAD scale, estimated with the fit."""
+    objective = loss_of(loss, huber_k)
     moments = moments or Moments.of(x, y)
     design = check_design(moments, names)
     rows = DesignRows(x, y, moments, design.kept, materialize=materialize)
@@ -92,9 +92,17 @@ def analyse(
     if moments.y_std == 0:
         notes.append(f"the target is constant ({moments.y_mean:.6g}): every weight is 0 and nothing can be inferred")
         beta, method = torch.zeros(p, dtype=torch.float64), "constant target"
+        objective = objective.at_scale(1.0)  # every residual is 0, at any scale
     else:
         fit = objective.exact_fit(rows)
         beta, method = fit.beta, fit.method
+        if fit.loss is not None:  # the fit estimated the loss's scale: the loss at the optimum is at that scale
+            objective = fit.loss
+            scale = fit.loss.scale * (moments.y_std or 1.0)
+            notes.append(
+                f"Huber's threshold: k = {fit.loss.k:g} times the residuals' MAD scale {scale:.5g} = "
+                f"{fit.loss.k * scale:.5g} in the target's units"
+            )
     weights, bias = rows.weights_to_original(beta, d)
     estimates = [*weights.tolist(), bias]
     optimum_loss = mean_loss(rows, beta, objective)
@@ -116,7 +124,7 @@ def analyse(
     )
     for j, c in enumerate(analysis.weights):
         c.per_sd = c.estimate * float(moments.x_std[j]) if c.fitted else None
-    if notes:
+    if moments.y_std == 0:
         return analysis
     if n - p <= 0:
         notes.append(
@@ -130,6 +138,16 @@ def analyse(
         return analysis
     _infer(analysis, rows, beta, objective, covariance_kind, bootstrap, seed, alpha)
     return analysis
+
+
+def huber_scale(x: Tensor, y: Tensor, statistics, k: float, materialize: bool = True) -> float:
+    """The residuals' MAD scale at the Huber M-estimate of these rows (the table's units): what the analysis will
+    find, computed before training so that SGD minimises the same loss."""
+    if statistics.moments.y_std == 0:
+        return 1.0
+    rows = DesignRows(x, y, statistics.moments, statistics.design.kept, materialize=materialize)
+    fit = loss_of("huber", k).exact_fit(rows)
+    return fit.loss.scale * statistics.moments.y_std
 
 
 def _infer(

@@ -8,7 +8,8 @@
   rows take seconds. Its solution is then moved to the exact vertex of the LP: the p rows with the smallest
   residuals are fitted exactly and the vertex is kept when the subgradient condition certifies it.
 - **huber**: Newton's method with a backtracking line search. The loss is piecewise quadratic, so Newton ends
-  exactly once the set of rows inside ±delta stops changing.
+  exactly once the set of rows inside ±delta stops changing. With the scale estimated (delta = k·MAD, RLM's
+  definition), Newton at a scale and the MAD of its residuals alternate to their joint fixed point.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ class ExactFit:
     beta: Tensor
     method: str
     iterations: int = 0
+    loss: Loss | None = None  # the loss at the optimum, when the fit estimated part of it (Huber's scale)
 
 
 def least_squares(rows: DesignRows) -> Tensor:
@@ -225,9 +227,42 @@ def _rows_at(rows: DesignRows, index: Tensor) -> tuple[Tensor, Tensor]:
 # Huber
 
 
-def huber_newton(rows: DesignRows, loss: HuberLoss, max_iter: int = 200) -> tuple[Tensor, int]:
-    """Newton's method from the least-squares fit, with an Armijo backtracking line search."""
+# Φ⁻¹(3/4): the MAD of normal errors divided by this is their standard deviation.
+MAD_NORMAL = 0.6744897501960817
+
+
+def huber_m_estimate(rows: DesignRows, k: float, max_iter: int = 500) -> tuple[Tensor, float, int]:
+    """(β, scale, Newton iterations) at the joint fixed point of β = argmin Σ ρ_k(r/scale) and scale =
+    median |r| / Φ⁻¹(3/4): statsmodels' RLM(M=HuberT(k)) with its defaults (scale_est="mad", update_scale=True),
+    solved to the point rather than to RLM's tolerance on the deviance. It starts, as RLM does, from least
+    squares and the MAD of its residuals."""
     beta = least_squares(rows)
+    scale = _mad(rows.residuals(beta))
+    total = 0
+    for _ in range(max_iter):
+        if scale == 0:  # more than half the rows fitted exactly: nothing to be robust against
+            break
+        beta, iterations = huber_newton(rows, HuberLoss(k, scale), start=beta)
+        total += iterations
+        previous, scale = scale, _mad(rows.residuals(beta))
+        if abs(scale - previous) <= 1e-13 * previous:
+            break
+    return beta, scale, total
+
+
+def _mad(residual: Tensor) -> float:
+    """median |r| / Φ⁻¹(3/4), the median taken as numpy's (the mean of the two middle values for even n)."""
+    size = residual.abs().sort().values
+    n = len(size)
+    middle = float(size[n // 2]) if n % 2 else 0.5 * float(size[n // 2 - 1] + size[n // 2])
+    return middle / MAD_NORMAL
+
+
+def huber_newton(
+    rows: DesignRows, loss: HuberLoss, max_iter: int = 200, start: Tensor | None = None
+) -> tuple[Tensor, int]:
+    """Newton's method from ``start`` (default: the least-squares fit), with an Armijo backtracking line search."""
+    beta = least_squares(rows) if start is None else start
     current = mean_loss(rows, beta, loss)
     iterations = 0
     for iterations in range(1, max_iter + 1):  # noqa: B007 (reported)
