@@ -88,3 +88,10 @@ def diabetes_run(tmp_path_factory):
         tmp_path, "--config", str(CONFIGS / "csv.yaml"), "--data.path", str(DIABETES), "--data.val_fraction", "0.2"
     )
     return cli, read_summary(cli)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The slow tests first (real processes, DDP, kills: up to a minute each), the quick ones after: the two test
+    processes then end together, the last minutes shared out in small pieces rather than one waiting on the other's
+    DDP run. (The same order in every process, as pytest-xdist requires: a stable sort of the collected order.)"""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

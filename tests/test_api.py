@@ -142,7 +142,7 @@ def test_arrays_with_nan_are_missing_cells_as_in_a_dataframe(regions):
     x, y = numeric.drop(columns="y"), numeric["y"]
     from_frame = lit_linreg.fit(numeric, "y", missing="drop", max_epochs=1)
     from_arrays = lit_linreg.fit((x.to_numpy(), y.to_numpy()), missing="drop", max_epochs=1)
-    np.testing.assert_array_equal(from_arrays.params.to_numpy(), from_frame.params.to_numpy())
+    np.testing.assert_allclose(from_arrays.params.to_numpy(), from_frame.params.to_numpy(), rtol=1e-12)  # as same()
     assert list(from_arrays.params.index) == ["x1", "x2", "bias"] and from_arrays.nobs == 77
     assert from_arrays.predict(x.to_numpy()[:6]).isna().tolist() == [False] * 3 + [True, False, True]
 
@@ -242,9 +242,10 @@ def test_predict_equals_train_py_predict(diabetes_run, tmp_path, capsys):
     result = lit_linreg.load(checkpoint)
     evaluate(tmp_path, "predict", "--ckpt_path", checkpoint, "--data.predict_path", str(DIABETES))
     written = written_predictions(capsys)["progression_prediction"].to_numpy()
-    np.testing.assert_array_equal(result.predict(str(DIABETES)).to_numpy(), written)  # the same file, same reader
-    # pandas' CSV parser may round a decimal to the neighbouring double (its default is not round-trip exact
-    # before pandas 2.2): 1 ulp of an input, 2.5e-16 of a prediction measured; 1e-14 bounds it.
+    # The same float64 products, summed by BLAS in an order that can follow the rows' memory layout (Lightning's
+    # batches are views) and, from pandas' CSV parser, inputs that may differ by an ulp (its default is not
+    # round-trip exact before pandas 2.2): 2.5e-16 measured at most; 1e-14 bounds it.
+    np.testing.assert_allclose(result.predict(str(DIABETES)).to_numpy(), written, rtol=1e-14)
     frame = pd.read_csv(DIABETES)
     np.testing.assert_allclose(result.predict(frame).to_numpy(), written, rtol=1e-14)
     features = frame.drop(columns="progression")
