@@ -5,6 +5,7 @@ import math
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from lit_linreg.regression import Convergence, Optimum, Regression
 from lit_linreg.report import format_table, shown_path, significant
@@ -29,7 +30,8 @@ def test_summary_keeps_its_keys_and_adds_the_inference(tutorial_run):
     for (low, high), w, se in zip(
         summary["intervals"]["w"], summary["optimum"]["w"], summary["std_errors"]["w"], strict=True
     ):
-        assert low < w < high and high - low == pytest.approx(2 * 1.965 * se, rel=0.01)
+        half_width = stats.t.ppf(0.975, summary["df_resid"]) * se  # Student's t on 495 degrees of freedom
+        assert low < w < high and high - low == pytest.approx(2 * half_width, rel=1e-12)
     text = (log_dir(cli) / "summary.json").read_text()
     assert "NaN" not in text and "Infinity" not in text
 
