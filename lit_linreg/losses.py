@@ -72,6 +72,10 @@ class Loss:
         """The loss for residuals of this scale (a loss without one is its own)."""
         return self
 
+    def residual_variance(self, rows: DesignRows, beta: Tensor) -> float | None:
+        """The variance of a new observation around its mean, where the loss estimates one (least squares)."""
+        return None
+
 
 class SquaredError(Loss):
     """r²: least squares."""
@@ -103,6 +107,10 @@ class SquaredError(Loss):
 
     def baseline(self, target: Tensor) -> float:
         return float((target - target.mean()).square().sum())
+
+    def residual_variance(self, rows: DesignRows, beta: Tensor) -> float | None:
+        """s² = Σr²/(n - p): what a prediction interval adds to the mean's variance (statsmodels' ``scale``)."""
+        return float(rows.residuals(beta).square().sum()) / (rows.n - rows.p)
 
 
 class AbsoluteError(Loss):

@@ -52,6 +52,8 @@ class Optimum:
     upper: list[float | None] | None = None
     covariance: str | None = None
     interval: str | None = None
+    cov_params: list[list[float]] | None = None  # the estimates' covariance, in the table's units
+    residual_variance: float | None = None  # least squares: s², a new observation's variance around its mean
 
 
 @dataclass(frozen=True)
@@ -149,6 +151,8 @@ class Regression:
             upper=column("high"),
             covariance=analysis.covariance,
             interval=analysis.interval,
+            cov_params=analysis.cov_params,
+            residual_variance=analysis.residual_variance,
         )
         result = replace(result, optimum=optimum, notes=[*result.notes, *analysis.notes])
         convergence = _verdict(result)
@@ -214,6 +218,15 @@ class Regression:
         import pandas as pd
 
         return pd.DataFrame({"lower": _nan(lower), "upper": _nan(upper)}, index=self.index)
+
+    def cov_params(self) -> pd.DataFrame:
+        """The covariance of ``params`` (the standard errors' sandwich or classical form, as named)."""
+        import pandas as pd
+
+        optimum = self._inferred("cov_params")
+        if optimum.cov_params is None:
+            raise ValueError("cov_params: this result does not hold it (written by an older lit_linreg)")
+        return pd.DataFrame(optimum.cov_params, index=self.index, columns=self.index)
 
     @property
     def rsquared(self) -> float | None:
@@ -318,6 +331,8 @@ class Regression:
             "df_resid": self.df_resid,
             "condition_number": self.condition_number,
             "convergence": None,
+            "cov_params": None if optimum is None else optimum.cov_params,
+            "residual_variance": None if optimum is None else optimum.residual_variance,
             "warnings": list(self.warnings),
             "notes": list(self.notes),
             "reference_levels": dict(self.reference_levels),
@@ -383,6 +398,8 @@ class Regression:
                 upper=None if bounds is None else [None if b is None else b[1] for b in bounds],
                 covariance=None if intervals is None else intervals["covariance"],
                 interval=None if intervals is None else intervals["method"],
+                cov_params=summary.get("cov_params"),
+                residual_variance=summary.get("residual_variance"),
             )
         convergence = None
         verdict = summary.get("convergence")
@@ -419,13 +436,19 @@ class Regression:
     # ------------------------------------------------------------------------------------------------------------
     # Predicting and keeping
 
-    def predict(self, data: Any) -> pd.Series:
+    def predict(self, data: Any, interval: str | None = None, alpha: float | None = None) -> pd.Series | pd.DataFrame:
         """Predictions of the target from SGD's weights (as ``train.py predict`` makes them) for new rows.
 
         ``data``: what ``lit_linreg.fit`` takes (a pandas or polars DataFrame, a pyarrow Table, a file's path, or
         an array of the feature columns in the model's order). Categorical columns are turned into the fit's
         indicator columns; a level the fit did not see is refused in one line. Rows with a missing input are
         refused, or predicted as NaN when the fit used ``missing="drop"``.
+
+        ``interval``: ``"confidence"`` (for the mean at those rows) or ``"prediction"`` (for a new observation,
+        least squares only) adds, at level 1 - ``alpha`` (the fit's by default), the exact optimum's prediction
+        (``<target>_estimate``) and the interval around it (``<target>_lower``, ``<target>_upper``): Student's t
+        on ``df_resid`` degrees of freedom with ``cov_params()``, as statsmodels'
+        ``get_prediction(x).summary_frame(alpha)``; a prediction interval adds ``residual_variance``.
         """
         from lit_linreg.inputs import prediction_rows
 
@@ -436,12 +459,45 @@ class Regression:
         import torch
 
         with torch.no_grad():
-            values = model(torch.from_numpy(x)).numpy()
-        if complete is not None:
-            full = np.full(len(complete), np.nan)
-            full[complete] = values
-            values = full
-        return pd.Series(values, index=index, name=f"{self.target}_prediction")
+            columns = {f"{self.target}_prediction": model(torch.from_numpy(x)).numpy()}
+        if interval is not None:
+            columns.update(self._interval(x, interval, self.alpha if alpha is None else alpha))
+        if complete is not None:  # rows with a missing input: NaN in every column
+            for name, values in columns.items():
+                full = np.full(len(complete), np.nan)
+                full[complete] = values
+                columns[name] = full
+        if interval is None:
+            return pd.Series(columns[f"{self.target}_prediction"], index=index, name=f"{self.target}_prediction")
+        return pd.DataFrame(columns, index=index)
+
+    def _interval(self, x, kind: str, alpha: float) -> dict[str, Any]:
+        import numpy as np
+        from scipy import stats
+
+        if kind not in ("confidence", "prediction"):
+            raise ValueError(f"interval must be confidence or prediction, got {kind!r}")
+        if not 0 < alpha < 1:
+            raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+        optimum = self._inferred("an interval")
+        if optimum.cov_params is None:
+            raise ValueError("intervals need cov_params, which this result does not hold (an older lit_linreg)")
+        rows = np.c_[x, np.ones(len(x))]
+        estimate = rows @ np.asarray(optimum.estimates)  # a column left out has the estimate 0
+        variance = np.einsum("ij,jk,ik->i", rows, np.asarray(optimum.cov_params), rows)
+        if kind == "prediction":
+            if optimum.residual_variance is None:
+                raise ValueError(
+                    f"a prediction interval for a new observation needs least squares' residual variance; the "
+                    f"{self.loss} fit gives a confidence interval for its fitted value (interval='confidence')"
+                )
+            variance = variance + optimum.residual_variance
+        half = float(stats.t.ppf(1 - alpha / 2, optimum.df_resid)) * np.sqrt(variance)
+        return {
+            f"{self.target}_estimate": estimate,
+            f"{self.target}_lower": estimate - half,
+            f"{self.target}_upper": estimate + half,
+        }
 
     def save(self, path: str | Path) -> Path:
         """A checkpoint with the model and this result: ``lit_linreg.load`` reads it, ``train.py predict

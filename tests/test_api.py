@@ -224,6 +224,28 @@ def test_the_result_has_statsmodels_names_and_numbers(regions):
     assert page.startswith("<table>") and all(f"<th>{n}</th>" in page for n in result.params.index)
 
 
+@pytest.mark.parametrize(("covariance", "cov_type"), [("classical", "nonrobust"), ("robust", "HC3")])
+def test_prediction_and_confidence_intervals_are_statsmodels_get_prediction(regions, covariance, cov_type):
+    frame, _ = regions
+    rows = frame.dropna()
+    result = lit_linreg.fit(rows, "y", max_epochs=1, covariance=covariance)
+    design = sm.add_constant(pd.get_dummies(rows[["x", "region"]], drop_first=True, dtype=float), prepend=False)
+    ols = sm.OLS(rows["y"], design).fit(cov_type=cov_type, use_t=True)  # Student's t, as ours (HC3's default: z)
+    np.testing.assert_allclose(result.cov_params().to_numpy(), ols.cov_params().to_numpy(), rtol=1e-8)
+    new = rows.drop(columns="y").iloc[:12]
+    theirs = ols.get_prediction(design.iloc[:12]).summary_frame(alpha=0.1)
+    for kind, prefix in (("confidence", "mean_ci"), ("prediction", "obs_ci")):
+        ours = result.predict(new, interval=kind, alpha=0.1)
+        np.testing.assert_allclose(ours["y_estimate"], theirs["mean"], rtol=1e-10)
+        np.testing.assert_allclose(ours["y_lower"], theirs[f"{prefix}_lower"], rtol=1e-8)
+        np.testing.assert_allclose(ours["y_upper"], theirs[f"{prefix}_upper"], rtol=1e-8)
+        pd.testing.assert_series_equal(ours["y_prediction"], result.predict(new))  # SGD's, as without interval
+    median = lit_linreg.fit(rows, "y", max_epochs=1, loss="mae")
+    assert median.predict(new, interval="confidence").shape == (12, 4)
+    with pytest.raises(ValueError, match="needs least squares"):
+        median.predict(new, interval="prediction")
+
+
 def test_a_bootstrap_result_refuses_another_level_rather_than_invent_it(regions):
     frame, _ = regions
     result = lit_linreg.fit(frame, "y", missing="drop", max_epochs=1, bootstrap=100)

@@ -61,6 +61,8 @@ class Analysis:
     condition_number: float | None
     design: DesignCheck
     notes: list[str] = field(default_factory=list)
+    cov_params: list[list[float]] | None = None  # of (w, b) in the table's units; 0 for a column left out
+    residual_variance: float | None = None  # a new observation's variance around its mean (least squares)
 
 
 def analyse(
@@ -166,6 +168,10 @@ def _infer(
     cov = jacobian @ loss.covariance(rows, beta, covariance_kind) @ jacobian.T
     std_error = cov.diagonal().clamp(min=0).sqrt()
     statistic, p_value, low, high = t_statistics(theta, std_error, analysis.df_resid, alpha)
+    analysis.cov_params = cov.tolist()
+    y_std = rows.moments.y_std if rows.moments.y_std > 0 else 1.0
+    variance = loss.residual_variance(rows, beta)
+    analysis.residual_variance = None if variance is None else variance * y_std**2
     analysis.covariance = loss.covariance_name(covariance_kind)
     analysis.interval = f"Student's t, {analysis.df_resid} degrees of freedom"
     if bootstrap:
