@@ -42,10 +42,11 @@ from lit_linreg.trainer import CHECKPOINT_IO, TRAINER_DEFAULTS, planned_trainer_
 
 INTERRUPTED = 130  # the exit status of a process stopped by SIGINT, by shell convention
 SUBCOMMAND_CALLBACKS = {
-    "validate": lambda: [EvaluationRows()],
-    "test": lambda: [EvaluationRows()],
-    "predict": lambda: [PredictionWriter()],
+    "validate": lambda config: [EvaluationRows()],
+    "test": lambda config: [EvaluationRows()],
+    "predict": lambda config: [PredictionWriter(config.predict.interval, config.report.alpha)],
 }
+INTERVALS = ("confidence", "prediction")
 
 
 class LinRegParser(LightningArgumentParser):
@@ -84,6 +85,13 @@ class LinRegCLI(LightningCLI):
             default="WARNING",
             help="Level of Lightning's own messages: INFO brings back its device lines, tips and model summary.",
         )
+        parser.add_argument(
+            "--predict.interval",
+            type=str | None,
+            default=None,
+            help="predict only: add the exact optimum's prediction and its (1 - --report.alpha) interval, "
+            "'confidence' for the mean or 'prediction' for a new observation (least squares).",
+        )
         # The data decides how many weights there are and what they are called; the model is never told twice.
         parser.link_arguments("data.n_features", "model.n_features", apply_on="instantiate")
         parser.link_arguments("data.feature_names", "model.feature_names", apply_on="instantiate")
@@ -98,6 +106,9 @@ class LinRegCLI(LightningCLI):
             return
         config = self.config[subcommand]
         quiet_console(config.log_level)
+        interval = config.predict.interval
+        if interval is not None and (subcommand != "predict" or interval not in INTERVALS):
+            raise UsageError(f"--predict.interval {interval}: give confidence or prediction, to predict")
         path = config.get("ckpt_path")
         if subcommand in EVALUATING and not path:
             raise UsageError(
@@ -124,7 +135,7 @@ class LinRegCLI(LightningCLI):
         if trainer.get("enable_progress_bar") is not False and not any(isinstance(c, ProgressBar) for c in callbacks):
             callbacks.append(progress_bar())
         # Each callback is called at every hook of every step (~7 µs a step here): only those the command uses.
-        callbacks += SUBCOMMAND_CALLBACKS.get(self.subcommand, list)()
+        callbacks += SUBCOMMAND_CALLBACKS.get(self.subcommand, lambda config: [])(config)
         if self.subcommand in EVALUATING:
             self.save_config_callback = None  # the run's config.yaml is the fit's: leave it as it is
         if self.subcommand == "fit":

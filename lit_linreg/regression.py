@@ -461,7 +461,7 @@ class Regression:
         with torch.no_grad():
             columns = {f"{self.target}_prediction": model(torch.from_numpy(x)).numpy()}
         if interval is not None:
-            columns.update(self._interval(x, interval, self.alpha if alpha is None else alpha))
+            columns.update(self.interval_at(x, interval, self.alpha if alpha is None else alpha))
         if complete is not None:  # rows with a missing input: NaN in every column
             for name, values in columns.items():
                 full = np.full(len(complete), np.nan)
@@ -471,7 +471,8 @@ class Regression:
             return pd.Series(columns[f"{self.target}_prediction"], index=index, name=f"{self.target}_prediction")
         return pd.DataFrame(columns, index=index)
 
-    def _interval(self, x, kind: str, alpha: float) -> dict[str, Any]:
+    def interval_at(self, x, kind: str, alpha: float) -> dict[str, Any]:
+        """For rows of the model's inputs: ``<target>_estimate``, ``_lower`` and ``_upper`` (see ``predict``)."""
         import numpy as np
         from scipy import stats
 

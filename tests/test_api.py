@@ -262,8 +262,13 @@ def test_predict_equals_train_py_predict(diabetes_run, tmp_path, capsys):
     cli, _ = diabetes_run
     checkpoint = cli.trainer.log_dir + "/checkpoints/last.ckpt"
     result = lit_linreg.load(checkpoint)
-    evaluate(tmp_path, "predict", "--ckpt_path", checkpoint, "--data.predict_path", str(DIABETES))
-    written = written_predictions(capsys)["progression_prediction"].to_numpy()
+    args = ["--data.predict_path", str(DIABETES), "--predict.interval", "prediction", "--report.alpha", "0.1"]
+    evaluate(tmp_path, "predict", "--ckpt_path", checkpoint, *args)
+    file = written_predictions(capsys)
+    written = file["progression_prediction"].to_numpy()
+    ours = result.predict(str(DIABETES), interval="prediction", alpha=0.1)
+    for column in ("progression_estimate", "progression_lower", "progression_upper"):
+        np.testing.assert_allclose(file[column].to_numpy(), ours[column].to_numpy(), rtol=1e-14)
     # The same float64 products, summed by BLAS in an order that can follow the rows' memory layout (Lightning's
     # batches are views) and, from pandas' CSV parser, inputs that may differ by an ulp (its default is not
     # round-trip exact before pandas 2.2): 2.5e-16 measured at most; 1e-14 bounds it.

@@ -92,6 +92,8 @@ def test_config_is_saved_and_rerun_into_the_same_directory_works(tmp_path):
         (["--seed_everything", str(2**32)], ["--seed_everything must be in [0, 2**32), got 4294967296"]),
         (["--data.encoding", "no-such-codec"], ["--data.encoding 'no-such-codec'"]),
         (["--report.bootstrap", "1"], ["--report.bootstrap 1 is too few resamples", "at least 100"]),
+        (["--report.alpha", "1.5"], ["--report.alpha must be in (0, 1), got 1.5"]),
+        (["--predict.interval", "prediction"], ["--predict.interval prediction", "to predict"]),  # fit has none
     ],
 )
 def test_bad_values_get_a_one_line_error(tmp_path, args, names):

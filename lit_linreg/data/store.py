@@ -92,17 +92,19 @@ class PredictTable:
         table = pa.table({**{n: x[:, j].double().numpy() for j, n in enumerate(names)}, target: y.double().numpy()})
         return PredictTable(None, table, x)
 
-    def write(self, predictions: np.ndarray, column: str, directory: Path) -> Path:
-        """The rows with ``column`` appended, as ``predictions-<input>.<its format>`` in ``directory`` (``-2``,
-        ``-3``... when that name is taken)."""
+    def write(self, columns: dict[str, np.ndarray], directory: Path) -> Path:
+        """The rows with ``columns`` appended (one value per complete row each), as ``predictions-<input>.<its
+        format>`` in ``directory`` (``-2``, ``-3``... when that name is taken)."""
         kind = file_format(self.path) if self.path else "csv"
         source = Path(self.path).name.split(".")[0] if self.path else "planted"
         out = fresh_path(directory, f"predictions-{source}", kind)  # a second predict never replaces the first
-        values = np.full(self.table.num_rows, np.nan) if self.complete is not None else predictions
-        if self.complete is not None:
-            values[self.complete] = predictions
-        array = pa.array(values, type=pa.float64(), mask=np.isnan(values) if self.complete is not None else None)
-        table = self.table.append_column(column, array)
+        table = self.table
+        for column, predictions in columns.items():
+            values = np.full(self.table.num_rows, np.nan) if self.complete is not None else predictions
+            if self.complete is not None:
+                values[self.complete] = predictions
+            mask = np.isnan(values) if self.complete is not None else None
+            table = table.append_column(column, pa.array(values, type=pa.float64(), mask=mask))
         if kind == "parquet":
             import pyarrow.parquet as pq
 
