@@ -52,7 +52,7 @@ print("SGD converged to the optimum:", result.converged)""",
     "predict": """\
 new_patients = table.drop(columns="progression").head(3)
 print(result.predict(new_patients))
-print(result.predict(new_patients, interval="prediction").round(2))  # 95% for a new patient
+print(result.predict(new_patients, interval="prediction").round(2).to_string())  # 95%, a new patient
 result.save("diabetes.ckpt")  # train.py predict --ckpt_path diabetes.ckpt reads it too
 print(lit_linreg.load("diabetes.ckpt").params.equals(result.params))""",
     "sklearn": """\
