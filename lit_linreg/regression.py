@@ -206,9 +206,7 @@ class Regression:
         if math.isclose(alpha, self.alpha, rel_tol=0, abs_tol=1e-15):
             lower, upper = optimum.lower, optimum.upper
         elif optimum.interval and optimum.interval.startswith("Student"):
-            from scipy import stats
-
-            quantile = float(stats.t.ppf(1 - alpha / 2, optimum.df_resid))
+            quantile = _t_quantile(alpha, optimum.df_resid)
             lower = [_shift(v, s, -quantile) for v, s in zip(optimum.estimates, optimum.std_errors, strict=True)]
             upper = [_shift(v, s, quantile) for v, s in zip(optimum.estimates, optimum.std_errors, strict=True)]
         else:
@@ -474,7 +472,6 @@ class Regression:
     def interval_at(self, x, kind: str, alpha: float) -> dict[str, Any]:
         """For rows of the model's inputs: ``<target>_estimate``, ``_lower`` and ``_upper`` (see ``predict``)."""
         import numpy as np
-        from scipy import stats
 
         if kind not in ("confidence", "prediction"):
             raise ValueError(f"interval must be confidence or prediction, got {kind!r}")
@@ -493,7 +490,7 @@ class Regression:
                     f"{self.loss} fit gives a confidence interval for its fitted value (interval='confidence')"
                 )
             variance = variance + optimum.residual_variance
-        half = float(stats.t.ppf(1 - alpha / 2, optimum.df_resid)) * np.sqrt(variance)
+        half = _t_quantile(alpha, optimum.df_resid) * np.sqrt(variance)
         return {
             f"{self.target}_estimate": estimate,
             f"{self.target}_lower": estimate - half,
@@ -572,6 +569,13 @@ def _remedies(plan: dict) -> str:
     elif not plan.get("average_tail"):
         remedies.append("tail averaging (--model.average_tail 0.25)")
     return ", ".join(remedies[:-1]) + f" or {remedies[-1]}" if len(remedies) > 1 else remedies[0]
+
+
+def _t_quantile(alpha: float, df: int) -> float:
+    """Student's t quantile a two-sided (1 - alpha) interval reaches, as the analysis's intervals use."""
+    from scipy import stats  # ~0.3 s to import: only when an interval is asked for
+
+    return float(stats.t.ppf(1 - alpha / 2, df))
 
 
 def _shift(value: float, error: float | None, quantile: float) -> float | None:

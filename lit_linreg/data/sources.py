@@ -13,7 +13,7 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor
 
-from lit_linreg.data.table import Columns, CsvFormat
+from lit_linreg.data.table import Columns, CsvFormat, choose_columns, read_file, resolve_columns
 from lit_linreg.errors import UsageError
 from lit_linreg.stats.training import TrainingStatistics
 
@@ -106,14 +106,15 @@ class InMemoryTable:
         self.feature_names, self.target = columns.names, columns.target
 
     @classmethod
-    def of(cls, table, name: str, target: str, features: Any, categorical: Any, missing: str) -> InMemoryTable:
-        """An Arrow table's columns chosen and resolved now (text columns' levels found)."""
-        from lit_linreg.data.table import choose_columns, resolve_columns
-
+    def of(
+        cls, table, name: str, target: str, features: Any, categorical: Any, missing: str, csv_format=None
+    ) -> InMemoryTable:
+        """An Arrow table's columns chosen and resolved now (text columns' levels found); ``csv_format`` is the
+        file's, when it was read from one (the rows are converted from the table as read, not reread)."""
         features = choose_columns(table.column_names, target, _as_list(features), name)
         table = table.select([*features, target])
         columns = resolve_columns([table], table.schema, target, features, _as_list(categorical) or [], name)
-        return cls(table, name, columns, missing, CsvFormat())
+        return cls(table, name, columns, missing, csv_format or CsvFormat())
 
     @classmethod
     def read(
@@ -124,11 +125,8 @@ class InMemoryTable:
         if features is not None and isinstance(categorical, dict):
             columns = Columns(target, list(features), {k: list(v) for k, v in categorical.items()})
             return cls(None, path, columns, missing, csv_format)
-        from lit_linreg.data.table import read_file
-
-        source = cls.of(read_file(path, "--data.path", csv_format), path, target, features, categorical, missing)
-        source.csv_format = csv_format
-        return source
+        table = read_file(path, "--data.path", csv_format)
+        return cls.of(table, path, target, features, categorical, missing, csv_format)
 
     def rows(self, generator: torch.Generator) -> Rows:
         from lit_linreg.data.store import load_design
