@@ -126,8 +126,12 @@ class LastCheckpoint(L.Callback):
         return bool(flags[0]), bool(flags[1])
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # Every epoch end is also a poll (every rank reaches it at the same step): a run whose epochs are shorter
+        # than the polling interval would otherwise finish without ever seeing its Ctrl-C.
+        interrupted, due = self._poll(trainer)
+        self.interrupted = self.interrupted or interrupted
         by_epoch = self.every_n_epochs and (trainer.current_epoch + 1) % self.every_n_epochs == 0
-        if by_epoch or self._save_at_epoch_end:
+        if by_epoch or due or self.interrupted or self._save_at_epoch_end:
             self._save(trainer, pl_module)
         self._save_at_epoch_end = False
         if self.interrupted:
