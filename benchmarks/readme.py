@@ -55,6 +55,10 @@ print(result.predict(new_patients))
 print(result.predict(new_patients, interval="prediction").round(2).to_string())  # 95%, a new patient
 result.save("diabetes.ckpt")  # train.py predict --ckpt_path diabetes.ckpt reads it too
 print(lit_linreg.load("diabetes.ckpt").params.equals(result.params))""",
+    "quantile": """\
+top = lit_linreg.fit(table, "progression", loss="quantile", quantile=0.9)  # the 90th percentile, not the mean
+print(str(top.summary()).splitlines()[0])
+print(top.conf_int().loc[["bmi", "bp", "ltg"]])""",
     "sklearn": """\
 from sklearn.model_selection import cross_val_score
 from sklearn.pipeline import make_pipeline

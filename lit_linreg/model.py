@@ -27,12 +27,15 @@ class LinearRegression(L.LightningModule):
         n_features: number of weights; the CLI takes it from the data.
         feature_names: one name per weight (from the data); ``null`` names them x1..xd.
         target: the name of what is predicted (from the data).
-        loss: ``mse`` mean r² (least squares), ``mae`` mean |r| (the tutorial's), or ``huber`` (r²/2 near 0,
-            linear beyond). ``null``: ``mse`` when the rows are a table, as in statsmodels, R and scikit-learn;
-            ``mae`` for the tutorial's planted people (the CLI and ``lit_linreg.fit`` decide; alone, ``mae``).
+        loss: ``mse`` mean r² (least squares), ``mae`` mean |r| (the tutorial's: the median regression),
+            ``huber`` (r²/2 near 0, linear beyond) or ``quantile`` (the pinball loss at ``quantile``).
+            ``null``: ``mse`` when the rows are a table, as in statsmodels, R and scikit-learn; ``mae`` for the
+            tutorial's planted people (the CLI and ``lit_linreg.fit`` decide; alone, ``mae``).
         huber_k: where Huber's loss turns from quadratic to linear, in units of the residuals' robust scale
             (their MAD, estimated with the exact fit before training, as statsmodels' RLM and R's rlm do):
             1.345 gives 95% efficiency under normal errors. Independent of ``standardize``.
+        quantile: the quantile τ in (0, 1) that ``loss: quantile`` predicts (0.9: the 90th percentile of the
+            target given the columns); mae is the 0.5 quantile.
         lr: SGD learning rate: every step moves each parameter by -lr times its (preconditioned) gradient.
             ``null`` takes a Newton-sized step for the loss (needs ``standardize``).
         lr_schedule: ``constant`` (the tutorial's), ``linear`` (to zero over the run) or ``exponential`` (to
@@ -56,6 +59,7 @@ class LinearRegression(L.LightningModule):
         target: str | None = None,
         loss: LossName | None = None,
         huber_k: float = 1.345,
+        quantile: float = 0.5,
         lr: float | None = 0.01,
         lr_schedule: Schedule = "constant",
         average_tail: float = 0.0,
@@ -65,13 +69,13 @@ class LinearRegression(L.LightningModule):
         init_b: float = 0.01,
     ) -> None:
         super().__init__()
-        _check(n_features, feature_names, loss, huber_k, lr, lr_schedule, average_tail, init_w_std)
+        _check(n_features, feature_names, loss, huber_k, quantile, lr, lr_schedule, average_tail, init_w_std)
         if lr is None and not standardize:
             raise UsageError("--model.lr null (chosen for you) needs --model.standardize true")
         self.save_hyperparameters(logger=False)  # the TensorBoard callback logs them, with the real metric
         self.hparams.loss = loss or "mae"
         # What SGD minimises, in units of the target as trained (Huber's: at the scale the plan gives).
-        self.objective = loss_of(self.hparams.loss, huber_k)
+        self.objective = loss_of(self.hparams.loss, huber_k, quantile=quantile)
         self.automatic_optimization = False
         self.feature_names = list(feature_names or [f"x{i + 1}" for i in range(n_features)])
         self.w = nn.Parameter(init_w_std * torch.randn(n_features))
@@ -284,15 +288,19 @@ class LinearRegression(L.LightningModule):
         return self(batch[0])
 
 
-def _check(n_features, feature_names, loss, huber_k, lr, lr_schedule, average_tail, init_w_std) -> None:
+def _check(n_features, feature_names, loss, huber_k, quantile, lr, lr_schedule, average_tail, init_w_std) -> None:
     if n_features < 1:
         raise UsageError(f"--model.n_features must be >= 1, got {n_features}")
     if feature_names is not None and len(feature_names) != n_features:
         raise UsageError(f"--model.feature_names has {len(feature_names)} names for {n_features} weights")
     if loss is not None and loss not in LOSSES:
-        raise UsageError(f"--model.loss must be mae, mse or huber, got {loss!r}")
+        raise UsageError(f"--model.loss must be mae, mse, huber or quantile, got {loss!r}")
     if not huber_k > 0:
         raise UsageError(f"--model.huber_k must be > 0, got {huber_k}")
+    if not 0 < quantile < 1:
+        raise UsageError(f"--model.quantile must be in (0, 1), got {quantile}")
+    if quantile != 0.5 and loss != "quantile":
+        raise UsageError(f"--model.quantile {quantile:g} needs --model.loss quantile (the loss is {loss or 'mae'})")
     if lr is not None and not lr > 0:
         raise UsageError(f"--model.lr must be > 0, got {lr}")
     if lr_schedule not in ("constant", "linear", "exponential"):

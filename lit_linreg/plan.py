@@ -64,6 +64,7 @@ def make_plan(
     standardize: bool,
     precondition: bool,
     huber_scale: float | None = None,
+    quantile: float = 0.5,
 ) -> Plan:
     """The plan for ``n_train`` training rows with these statistics; ``None`` settings are chosen."""
     batch_size = batch_size or auto_batch_size(n_train, statistics)
@@ -71,7 +72,7 @@ def make_plan(
     passes = passes_per_epoch or math.ceil(MIN_STEPS_PER_EPOCH / batches_a_pass)
     steps_per_epoch = passes * batches_a_pass
     if lr is None:  # a Newton-sized step, smaller for a batch lighter than the heaviest row's leverage
-        lr = loss_of(loss).newton_lr
+        lr = loss_of(loss, quantile=quantile).newton_lr
         if not precondition:
             lr /= statistics.largest_correlation_eigenvalue()
         lr *= min(1.0, batch_size / statistics.max_leverage)
@@ -105,6 +106,7 @@ def plan_run(data, model) -> Plan:
         standardize=model_settings.standardize,
         precondition=model_settings.precondition,
         huber_scale=huber_scale,
+        quantile=model_settings.quantile,
     )
     data.plan = plan
     model.follow(statistics, plan)
@@ -112,8 +114,8 @@ def plan_run(data, model) -> Plan:
 
 
 def run_steps(loss: str, batch_size: int) -> int:
-    """The run length chosen when no epochs are given: about 2000 SGD steps, 4000 for mae at batches under 1024
-    rows.
+    """The run length chosen when no epochs are given: about 2000 SGD steps, 4000 for mae (and any quantile) at
+    batches under 1024 rows.
 
     A sign gradient (mae) moves by a fixed amount whatever the distance left, and from a few rows it is noisy: at
     2000 steps two public tables with 32-row batches ended 0.6-0.75 standard errors from the optimum, at 4000

@@ -73,7 +73,8 @@ class Regression:
     Attributes:
         feature_names: one per weight (``column=level`` for an indicator), in the model's order.
         target: the column predicted.
-        loss: ``mse``, ``mae`` or ``huber``.
+        loss: ``mse``, ``mae``, ``huber`` or ``quantile``.
+        quantile: the quantile τ the pinball loss predicts (``loss == "quantile"``; None otherwise).
         alpha: the intervals' level is 1 - alpha.
         learned: SGD's weights, then its bias, in the table's units.
         train_loss: SGD's mean loss on the training rows (in training units: see ``loss_scale``).
@@ -104,6 +105,7 @@ class Regression:
     fit_seconds: float = 0.0
     analysis_seconds: float = 0.0
     interrupted: bool = False
+    quantile: float | None = None
     model: LinearRegression | None = field(default=None, repr=False, compare=False)
     data_settings: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
@@ -310,6 +312,7 @@ class Regression:
             "learned": split(self.learned),
             "true": None if self.truth is None else split(self.truth),
             "loss": self.loss,
+            "quantile": self.quantile,
             "loss_scale": self.loss_scale,
             "alpha": self.alpha,
             "train_loss": self.train_loss,
@@ -409,6 +412,7 @@ class Regression:
             feature_names=list(summary["feature_names"]),
             target=summary["target"],
             loss=summary["loss"],
+            quantile=summary.get("quantile"),
             loss_scale=summary["loss_scale"],
             alpha=summary.get("alpha", 0.05),
             learned=joined(summary["learned"]),

@@ -111,7 +111,11 @@ def format_table(result: Regression) -> str:
 
 def title_line(result: Regression) -> str:
     """What was fitted, by which method, on how many rows."""
-    method = result.optimum.method if result.optimum is not None else f"SGD on the {title_of(result.loss)}"
+    method = (
+        result.optimum.method
+        if result.optimum is not None
+        else f"SGD on the {title_of(result.loss, result.quantile or 0.5)}"
+    )
     columns = len(result.feature_names)
     return (
         f"{method[0].upper()}{method[1:]}: {result.target} on {columns} column{'s' * (columns != 1)} and a bias, "
@@ -122,7 +126,8 @@ def title_line(result: Regression) -> str:
 def format_lines(result: Regression) -> list[str]:
     """The lines under the table: losses, fit, methods, warnings and notes (one line each)."""
     units = " (standardized)" if result.loss_scale == "standardized" else ""
-    line = f"{title_of(result.loss)}{units} over {result.n_train} training rows: SGD {significant(result.train_loss)}"
+    title = title_of(result.loss, result.quantile or 0.5)
+    line = f"{title}{units} over {result.n_train} training rows: SGD {significant(result.train_loss)}"
     optimum = result.optimum
     if optimum is not None:
         line += f", exact optimum {significant(optimum.loss)}"

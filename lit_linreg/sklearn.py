@@ -29,8 +29,9 @@ class LinearRegressor(RegressorMixin, BaseEstimator):
 
     def __init__(
         self,
-        loss: Literal["mse", "mae", "huber"] = "mse",
+        loss: Literal["mse", "mae", "huber", "quantile"] = "mse",
         huber_k: float = 1.345,
+        quantile: float = 0.5,
         lr: float | None = None,
         lr_schedule: Literal["constant", "linear", "exponential"] = "exponential",
         average_tail: float = 0.25,
@@ -46,6 +47,7 @@ class LinearRegressor(RegressorMixin, BaseEstimator):
     ) -> None:
         self.loss = loss
         self.huber_k = huber_k
+        self.quantile = quantile
         self.lr = lr
         self.lr_schedule = lr_schedule
         self.average_tail = average_tail

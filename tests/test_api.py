@@ -114,7 +114,7 @@ def test_bad_settings_and_input_are_one_line_value_errors(regions, tmp_path, mon
     cases = [
         (dict(target="nope"), "'nope' is not a column of the DataFrame"),
         (dict(target="y", lr=0), "lr must be > 0, got 0"),
-        (dict(target="y", loss="l1"), "loss must be mae, mse or huber"),
+        (dict(target="y", loss="l1"), "loss must be mae, mse, huber or quantile"),
         (dict(target="y", alpha=1.5), "alpha must be in (0, 1)"),
         (dict(target="y"), "missing cell"),  # missing="error" is the default
         (dict(), "name the column of the DataFrame to predict with target="),
@@ -244,6 +244,20 @@ def test_prediction_and_confidence_intervals_are_statsmodels_get_prediction(regi
     assert median.predict(new, interval="confidence").shape == (12, 4)
     with pytest.raises(ValueError, match="needs least squares"):
         median.predict(new, interval="prediction")
+
+
+def test_a_quantile_fit_is_quantreg_at_that_quantile_and_names_it(regions):
+    frame, _ = regions
+    rows = frame.dropna()
+    result = lit_linreg.fit(rows, "y", loss="quantile", quantile=0.9, max_epochs=1)
+    design = sm.add_constant(pd.get_dummies(rows[["x", "region"]], drop_first=True, dtype=float), prepend=False)
+    theirs = sm.QuantReg(rows["y"], design).fit(q=0.9, p_tol=1e-12, max_iter=5_000)
+    np.testing.assert_allclose(result.params.to_numpy(), theirs.params.to_numpy(), rtol=2e-6)  # IRLS's stop
+    text = str(result.summary())
+    assert text.startswith("Quantile regression, τ = 0.9 ") and "mean pinball loss (τ = 0.9)" in text
+    assert result.to_dict()["quantile"] == 0.9 and lit_linreg.Regression.from_dict(result.to_dict()).quantile == 0.9
+    fitted = result.predict(rows.iloc[:5], interval="confidence")  # the interval of the fitted 90th percentile
+    assert (fitted["y_lower"] < fitted["y_estimate"]).all() and (fitted["y_estimate"] < fitted["y_upper"]).all()
 
 
 def test_a_bootstrap_result_refuses_another_level_rather_than_invent_it(regions):

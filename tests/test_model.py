@@ -126,6 +126,8 @@ def test_tail_averages_are_what_the_model_reports():
         ({"lr_schedule": "cosine"}, ["--model.lr_schedule", "'cosine'"]),
         ({"average_tail": 1.0}, ["--model.average_tail", "1.0"]),
         ({"huber_k": -1.0}, ["--model.huber_k", "-1.0"]),
+        ({"loss": "quantile", "quantile": 1.0}, ["--model.quantile", "1.0"]),
+        ({"loss": "mae", "quantile": 0.9}, ["--model.quantile 0.9", "--model.loss quantile"]),  # not silently τ = ½
         ({"n_features": 0}, ["--model.n_features", "0"]),
     ],
 )

@@ -126,6 +126,7 @@ class RunSummary(L.Callback):
                 analysis = analyse(
                     x, y, model.feature_names, hp.loss, hp.huber_k, self.covariance, resamples, data.hparams.seed,
                     moments=statistics.moments, materialize=not data.memory_mapped, alpha=self.alpha,
+                    quantile=hp.quantile,
                 )  # fmt: skip
             except TooBig as skipped:
                 note = str(skipped)
@@ -149,6 +150,7 @@ class RunSummary(L.Callback):
             feature_names=list(model.feature_names),
             target=data.target,
             loss=hp.loss,
+            quantile=hp.quantile if hp.loss == "quantile" else None,
             loss_scale="standardized" if hp.standardize else "original",
             learned=[*w.tolist(), float(b)],
             train_loss=train_loss,

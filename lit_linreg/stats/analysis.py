@@ -77,10 +77,11 @@ def analyse(
     moments: Moments | None = None,
     materialize: bool = True,
     alpha: float = 0.05,
+    quantile: float = 0.5,
 ) -> Analysis:
     """The analysis of y ≈ X·w + b under ``loss``, intervals at level 1 - alpha; Huber's threshold is ``huber_k``
-    times the residuals' MAD scale, estimated with the fit."""
-    objective = loss_of(loss, huber_k)
+    times the residuals' MAD scale, estimated with the fit; the pinball loss's quantile is ``quantile``."""
+    objective = loss_of(loss, huber_k, quantile=quantile)
     moments = moments or Moments.of(x, y)
     design = check_design(moments, names)
     rows = DesignRows(x, y, moments, design.kept, materialize=materialize)

@@ -2,7 +2,8 @@
 
 - **mse**: least squares, by QR (LAPACK ``gelsy`` through ``torch.linalg.lstsq``) on the standardized design,
   or from the normal equations when the rows are only streamed.
-- **mae**: least absolute deviations, a linear program solved by the Frisch–Newton interior-point method
+- **mae** and **quantile**: least absolute deviations (the median regression) and, at any τ, quantile
+  regression: a linear program solved by the Frisch–Newton interior-point method
   (Portnoy and Koenker, 1997: the primal-dual path-following algorithm with Mehrotra's predictor-corrector step
   behind R's ``quantreg::rq(method = "fn")``). Each iteration costs one weighted Gram matrix DᵀWD, so 1,000,000
   rows take seconds. Its solution is then moved to the exact vertex of the LP: the p rows with the smallest
@@ -50,52 +51,57 @@ def mean_loss(rows: DesignRows, beta: Tensor, loss: Loss) -> float:
 # Least absolute deviations
 
 
-def least_absolute_deviations(rows: DesignRows, tolerance: float = 1e-10, max_iter: int = 100) -> tuple[Tensor, int]:
-    """LAD by Frisch–Newton, made exact: its vertex when certified, else a certified-accurate point.
+def quantile_regression(
+    rows: DesignRows, tau: float = 0.5, tolerance: float = 1e-10, max_iter: int = 100
+) -> tuple[Tensor, int]:
+    """argmin_β Σρ_τ(t_i - d_i·β) by Frisch–Newton, made exact: its vertex when certified, else a
+    certified-accurate point. τ = 1/2 is least absolute deviations.
 
-    The interior point's dual iterate a (|a_i| <= 1, Dᵀa = 0) bounds the optimum from below, Σ|r_i| >= tᵀa, so
-    its relative distance to the optimum is known. Tables with heavy ties (a target that is mostly 0, say) make
-    the LP degenerate and the interior point slow; where the bound is not yet within ``tolerance`` and the table
-    is small enough, HiGHS's dual simplex (scipy) finishes the job exactly.
+    The interior point's dual iterate a (τ - 1 <= a_i <= τ, Dᵀa = 0) bounds the optimum from below,
+    Σρ_τ(r_i) >= tᵀa, so its relative distance to the optimum is known. Tables with heavy ties (a target that is
+    mostly 0, say) make the LP degenerate and the interior point slow; where the bound is not yet within
+    ``tolerance`` and the table is small enough, HiGHS's dual simplex (scipy) finishes the job exactly.
     """
-    beta, dual, iterations = _frisch_newton(rows, tolerance, max_iter)
-    vertex = _exact_vertex(rows, beta)
+    beta, dual, iterations = _frisch_newton(rows, tau, tolerance, max_iter)
+    vertex = _exact_vertex(rows, beta, tau)
     if vertex is not None:
         return vertex, iterations
-    objective = float(rows.residuals(beta).abs().sum())
+    residual = rows.residuals(beta)
+    objective = float(torch.maximum(tau * residual, (tau - 1) * residual).sum())
     certified = objective - float(rows.t @ dual) <= tolerance * max(objective, 1e-300)
     if certified or rows.n > SIMPLEX_MAX_ROWS or rows.matrix() is None:
         return beta, iterations
-    return _highs_simplex(rows), iterations
+    return _highs_simplex(rows, tau), iterations
 
 
 # The dual simplex takes ~0.3 s at 20,000 rows x 10 and ~6 s at 100,000 here: a fallback, not the method.
 SIMPLEX_MAX_ROWS = 200_000
 
 
-def _highs_simplex(rows: DesignRows) -> Tensor:
+def _highs_simplex(rows: DesignRows, tau: float) -> Tensor:
     from scipy import optimize  # only for the rare degenerate table
 
     d, t = rows.matrix(), rows.t
     n = rows.n
-    result = optimize.linprog(
-        -t.numpy(), A_eq=d.T.numpy(), b_eq=[0.0] * rows.p, bounds=(-1 / n, 1 / n), method="highs-ds"
-    )
+    # The dual, max tᵀa s.t. Dᵀa = 0 and τ - 1 <= a <= τ, scaled by 2/n (±1/n for the median); β is minus the
+    # multiplier of Dᵀa = 0.
+    bounds = (2 * (tau - 1) / n, 2 * tau / n)
+    result = optimize.linprog(-t.numpy(), A_eq=d.T.numpy(), b_eq=[0.0] * rows.p, bounds=bounds, method="highs-ds")
     if result.status != 0:
         raise RuntimeError(f"the linear program for the exact MAE optimum failed: {result.message}")
     return torch.from_numpy(-result.eqlin.marginals)
 
 
-def _frisch_newton(rows: DesignRows, tolerance: float, max_iter: int) -> tuple[Tensor, Tensor, int]:
-    """The dual of median regression: max tᵀa s.t. Dᵀa = 0, |a| <= 1; β is minus its multiplier.
+def _frisch_newton(rows: DesignRows, tau: float, tolerance: float, max_iter: int) -> tuple[Tensor, Tensor, int]:
+    """The dual of quantile regression: max tᵀa s.t. Dᵀa = 0, τ - 1 <= a <= τ; β is minus its multiplier.
 
-    Written, as in Koenker's implementations, as min cᵀx s.t. Dᵀx = Dᵀ·1/2, 0 <= x <= 1 with c = -t and
-    a = 2x - 1, started at x = 1/2. Every Newton system is (Dᵀ Q D) dy = Dᵀ Q v with Q = diag(q), solved by
-    Cholesky. Returns (β, a, iterations).
+    Written, as in Koenker's ``rq.fit.fnb``, as min cᵀx s.t. Dᵀx = Dᵀ·1(1 - τ), 0 <= x <= 1 with c = -t and
+    a = x - (1 - τ), started at x = 1 - τ. Every Newton system is (Dᵀ Q D) dy = Dᵀ Q v with Q = diag(q), solved
+    by Cholesky. Returns (β, a, iterations).
     """
     n, step_back = rows.n, 0.99995
     c = -rows.t
-    x = torch.full((n,), 0.5, dtype=torch.float64)
+    x = torch.full((n,), 1 - tau, dtype=torch.float64)
     s = 1 - x
     b = rows.rmatvec(x)
     y = _solve(rows.gram(), rows.rmatvec(c))
@@ -143,7 +149,7 @@ def _frisch_newton(rows: DesignRows, tolerance: float, max_iter: int) -> tuple[T
             break  # the Newton system has lost all precision: keep the last finite iterate
         x, s = x + primal * dx, s + primal * ds
         y, w, z = y + dual * dy, w + dual * dw, z + dual * dz
-    return -y, 2 * x - 1, iterations
+    return -y, x - (1 - tau), iterations
 
 
 def _bound(v: Tensor, dv: Tensor) -> float:
@@ -159,11 +165,11 @@ def _solve(gram: Tensor, rhs: Tensor) -> Tensor:
     return torch.linalg.lstsq(gram, rhs[:, None]).solution.squeeze(1)
 
 
-def _exact_vertex(rows: DesignRows, beta: Tensor) -> Tensor | None:
+def _exact_vertex(rows: DesignRows, beta: Tensor, tau: float) -> Tensor | None:
     """The LP vertex near β: fit the p rows with the smallest residuals exactly; keep it if it is optimal.
 
-    Optimality (Koenker, 2005, section 6.2): with h the rows fitted exactly and r the other residuals, the vertex
-    is a minimum when a = -D_h⁻ᵀ · Σ_{i∉h} sign(r_i)·d_i has every |a_j| <= 1.
+    Optimality (Koenker, 2005, theorem 2.1): with h the rows fitted exactly and u the other residuals, the vertex
+    is a minimum when ξ = D_h⁻ᵀ · Σ_{i∉h} ψ_τ(u_i)·d_i, ψ_τ(u) = τ - 1{u < 0}, has -τ <= ξ_j <= 1 - τ.
     """
     p = rows.p
     if rows.n < p:
@@ -180,12 +186,14 @@ def _exact_vertex(rows: DesignRows, beta: Tensor) -> Tensor | None:
     d_h, t_h = _rows_at(rows, basis)
     try:
         vertex = torch.linalg.solve(d_h, t_h)
-        signs = rows.residuals(vertex).sign()
-        signs[basis] = 0
-        a = torch.linalg.solve(d_h.T, -rows.rmatvec(signs))
+        u = rows.residuals(vertex)
+        psi = tau * (u > 0).to(u.dtype) - (1 - tau) * (u < 0).to(u.dtype)  # 0 where fitted exactly (ties too)
+        psi[basis] = 0
+        xi = torch.linalg.solve(d_h.T, rows.rmatvec(psi))
     except RuntimeError:  # singular: repeated or dependent rows in the basis (a 0/1 column's rows, say)
         return None
-    if not torch.isfinite(a).all() or float(a.abs().max()) > 1 + 1e-9:
+    slack = 1e-9 / 2  # the median's |2ξ| <= 1 + 1e-9
+    if not torch.isfinite(xi).all() or float(xi.min()) < -tau - slack or float(xi.max()) > 1 - tau + slack:
         return None
     return vertex
 
