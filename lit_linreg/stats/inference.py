@@ -4,13 +4,13 @@ In the coordinates of ``DesignRows`` (n rows, p = kept columns + intercept, resi
 
 - **mse, robust**: HC3 (MacKinnon and White, 1985; R's ``sandwich::vcovHC`` default), (DᵀD)⁻¹ [Σ r_i²/(1-h_i)²
   d_i d_iᵀ] (DᵀD)⁻¹ with h_i the leverages. **classical**: s²(DᵀD)⁻¹, s² = Σr²/(n-p).
-- **mae, robust**: Powell's (1991) kernel sandwich, as R's ``summary.rq(se = "ker")``: τ(1-τ) H⁻¹ DᵀD H⁻¹
+- **mae and quantile τ, robust**: Powell's (1991) kernel sandwich, as R's ``summary.rq(se = "ker")``: τ(1-τ) H⁻¹ DᵀD H⁻¹
   with H = Σ φ(r_i/h)/h · d_i d_iᵀ, a Gaussian kernel and Silverman's rule-of-thumb bandwidth
   h = 0.9 min(sd, IQR/1.34) n^(-1/5) (R's Hall–Sheather bandwidth made the "95%" intervals cover 98-99% at
   n = 200 in benchmarks/coverage.py; this one 93.7-96.2% from n = 30 to 2,000), times n/(n-p) for the p rows
   the optimum interpolates.
-  **classical**: the iid sparsity estimate
-  τ(1-τ)/f̂(0)² (DᵀD)⁻¹ with an Epanechnikov kernel and the Hall–Sheather bandwidth, as statsmodels' ``QuantReg``.
+  **classical**: the iid sparsity estimate τ(1-τ)/f̂(0)² (DᵀD)⁻¹ with an Epanechnikov kernel and the
+  Hall–Sheather bandwidth at τ, as statsmodels' ``QuantReg(vcov="iid")``.
 - **huber, robust**: the M-estimator sandwich B⁻¹MB⁻¹ · n/(n-p), B = Σψ'(r_i) d_i d_iᵀ, M = Σψ(r_i)² d_i d_iᵀ.
   **classical**: Huber's (1981) H1, K²·[Σψ²/(n-p)]/[(Σψ'/n)²]·(DᵀD)⁻¹, as statsmodels' ``RLM``.
 
