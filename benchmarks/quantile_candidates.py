@@ -1,0 +1,121 @@
+"""Coverage of candidate standard errors for median (and any quantile) regression on small wide designs.
+
+    python -m benchmarks.quantile_candidates --datasets 300 --quantile 0.5
+
+The study behind issue 17's item 1 (intervals that cover 94-96% from n = 16 with up to one parameter per three
+rows): each candidate's Student t (n - p) intervals at 95% on the designs of ``benchmarks.coverage --part wide``.
+
+- ``powell``: lit_linreg's default (Powell's kernel sandwich, Silverman's bandwidth, times n/(n-p));
+- ``iid``: lit_linreg's ``classical`` (statsmodels' ``QuantReg(vcov="iid")``), and that times n/(n-p);
+- ``R iid``: R's ``summary.rq(se = "iid")``: the sparsity as the slope of a median regression of the h + 1
+  smallest nonzero residuals, sorted, on their ranks over n - p (Hall–Sheather h), and that times n/(n-p);
+- ``R nid``: R's ``summary.rq(se = "nid")`` (Hendricks and Koenker): local sparsities from the fits at τ ± h; a
+  singular sandwich counts as an infinite interval.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import warnings
+
+import numpy as np
+import torch
+from scipy import stats
+
+from benchmarks.coverage import WIDE, wide_dataset
+from lit_linreg.stats.inference import quantile_covariance
+from lit_linreg.stats.moments import Moments
+from lit_linreg.stats.optimum import quantile_regression
+from lit_linreg.stats.rows import DesignRows
+
+
+def hall_sheather(n: int, tau: float, alpha: float = 0.05) -> float:
+    x0 = stats.norm.ppf(tau)
+    curvature = 1.5 * stats.norm.pdf(x0) ** 2 / (2 * x0**2 + 1)
+    return n ** (-1 / 3) * stats.norm.ppf(1 - alpha / 2) ** (2 / 3) * curvature ** (1 / 3)
+
+
+def rows_of(x: np.ndarray, y: np.ndarray) -> DesignRows:
+    xt, yt = torch.tensor(x), torch.tensor(y)
+    return DesignRows(xt, yt, Moments.of(xt, yt), list(range(x.shape[1])))
+
+
+def r_iid(design: np.ndarray, residual: np.ndarray, tau: float) -> np.ndarray:
+    n, p = design.shape
+    zero = int((np.abs(residual) < np.finfo(float).eps ** (2 / 3)).sum())
+    h = max(p + 1, math.ceil(n * hall_sheather(n, tau)))
+    ranks = np.arange(zero + 1, min(h + zero + 1, n) + 1)
+    ordered = np.sort(residual[np.argsort(np.abs(residual))][ranks - 1])
+    line = rows_of((ranks / (n - p))[:, None], ordered)
+    sparsity = float(line.weights_to_original(quantile_regression(line, 0.5)[0], 1)[0][0])
+    return sparsity**2 * tau * (1 - tau) * np.linalg.inv(design.T @ design)
+
+
+def r_nid(x: np.ndarray, y: np.ndarray, design: np.ndarray, tau: float) -> np.ndarray:
+    rows = rows_of(x, y)
+    h = min(hall_sheather(len(y), tau), 0.98 * min(tau, 1 - tau))
+    fits = [rows.weights_to_original(quantile_regression(rows, t)[0], x.shape[1]) for t in (tau + h, tau - h)]
+    (w_hi, b_hi), (w_lo, b_lo) = fits
+    difference = x @ (w_hi - w_lo).numpy() + (b_hi - b_lo)
+    density = np.maximum(0, 2 * h / (difference - np.finfo(float).eps ** (2 / 3)))
+    try:
+        bread = np.linalg.inv((design * density[:, None]).T @ design)
+    except np.linalg.LinAlgError:
+        return np.full((design.shape[1],) * 2, np.inf)
+    return tau * (1 - tau) * bread @ design.T @ design @ bread
+
+
+def candidates(x: np.ndarray, y: np.ndarray, tau: float) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """(the estimates, constant first, and each candidate's covariance in that order)."""
+    n, k = x.shape
+    rows = rows_of(x, y)
+    beta, _ = quantile_regression(rows, tau)
+    jacobian, offset = rows.jacobian(k)
+    order = [k, *range(k)]  # statsmodels' order: the constant first
+
+    def table_units(cov):
+        return (jacobian @ cov @ jacobian.T).numpy()[np.ix_(order, order)]
+
+    estimates = (jacobian @ beta + offset).numpy()[order]
+    design = np.c_[np.ones(n), x]
+    residual = y - design @ estimates
+    iid = table_units(quantile_covariance(rows, beta, "classical", tau))
+    r = r_iid(design, residual, tau)
+    correction = n / (n - k - 1)
+    return estimates, {
+        "powell": table_units(quantile_covariance(rows, beta, "robust", tau)),
+        "iid": iid,
+        "iid n/(n-p)": iid * correction,
+        "R iid": r,
+        "R iid n/(n-p)": r * correction,
+        "R nid": r_nid(x, y, design, tau),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", type=int, default=300)
+    parser.add_argument("--quantile", type=float, default=0.5)
+    args = parser.parse_args()
+    warnings.filterwarnings("ignore")
+    tau = args.quantile
+    for n, p in WIDE:
+        for noise in ("normal", "t3"):
+            rng = np.random.default_rng(100 * n + p + (noise == "t3"))
+            hits: dict[str, list] = {}
+            shift = stats.norm.ppf(tau) if noise == "normal" else stats.t.ppf(tau, 3)  # the noise's τ-quantile
+            for _ in range(args.datasets):
+                x, y, truth = wide_dataset(rng, n, p, noise)
+                truth = truth + np.r_[shift, np.zeros(p - 1)]
+                estimates, covariances = candidates(x, y, tau)
+                half = stats.t.ppf(0.975, n - p)
+                for name, cov in covariances.items():
+                    se = np.sqrt(np.clip(np.diag(cov), 0, None))
+                    hits.setdefault(name, []).extend(np.abs(estimates - truth) <= half * se)
+            shares = "  ".join(f"{name} {np.mean(v):.1%}" for name, v in hits.items())
+            print(f"n = {n}, {p} parameters, {noise}, τ = {tau:g}:  {shares}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
