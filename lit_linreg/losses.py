@@ -247,7 +247,7 @@ class HuberLoss(Loss):
         return m_estimator_covariance(rows, beta, kind, self)
 
     def covariance_name(self, kind: str) -> str:
-        return "M-estimator sandwich" if kind == "robust" else "Huber's H1 (RLM's default)"
+        return "HC3-type M-estimator sandwich" if kind == "robust" else "Huber's H1 (RLM's default)"
 
     def baseline(self, target: Tensor) -> float:
         return float(self.elementwise(target - self.location(target)).sum())

@@ -180,6 +180,26 @@ def test_huber_is_statsmodels_rlm_with_its_defaults_and_h1_errors():
     assert pilot == pytest.approx(theirs.scale, rel=1e-9)
 
 
+def test_robust_huber_errors_are_hc3_carried_over_to_the_m_estimator():
+    """B⁻¹ [Σψ²/(1-h)² x xᵀ] B⁻¹ with B = Σψ' x xᵀ and h = ψ' xᵀB⁻¹x, restated in numpy at the fitted scale; with
+    a threshold no residual reaches, Huber's estimate is least squares and these errors are statsmodels' HC3."""
+    x, y = table(300, 8, heteroscedastic=True)
+    ours = run(x, y, "huber")
+    design = sm.add_constant(x)
+    r = y - design @ estimates(ours)
+    delta = 1.345 * np.median(np.abs(r)) / stats.norm.ppf(0.75)
+    psi, slope = np.clip(r, -delta, delta), (np.abs(r) <= delta).astype(float)
+    bread_inverse = np.linalg.inv((design * slope[:, None]).T @ design)
+    leverage = slope * np.einsum("ij,jk,ik->i", design, bread_inverse, design)
+    meat = (design * (psi**2 / (1 - leverage) ** 2)[:, None]).T @ design
+    np.testing.assert_allclose(errors(ours), np.sqrt(np.diag(bread_inverse @ meat @ bread_inverse)), rtol=1e-8)
+    assert "HC3-type M-estimator sandwich" == ours.covariance
+    wide = run(x, y, "huber", huber_k=1e6)
+    ols = sm.OLS(y, design).fit(cov_type="HC3")
+    np.testing.assert_allclose(estimates(wide), ols.params, rtol=1e-8)
+    np.testing.assert_allclose(errors(wide), ols.bse, rtol=1e-8)
+
+
 @pytest.mark.parametrize(("loss", "tau"), [("mae", 0.5), ("quantile", 0.9)])
 def test_robust_quantile_errors_are_powells_kernel_sandwich(loss, tau):
     """Restated in numpy: tau(1-tau) H^-1 X'X H^-1 n/(n-p), H = sum phi(r/h)/h x x', Silverman's bandwidth."""
