@@ -58,11 +58,9 @@ class Loss:
         """The β minimising the mean loss of t - D·β."""
         raise NotImplementedError
 
-    def covariance(self, rows: DesignRows, beta: Tensor, kind: str) -> Tensor:
-        """The covariance of the optimum β, ``robust`` or ``classical``, in the coordinates of ``rows``."""
-        raise NotImplementedError
-
-    def covariance_name(self, kind: str) -> str:
+    def covariance(self, rows: DesignRows, beta: Tensor, kind: str) -> tuple[Tensor, str]:
+        """The covariance of the optimum β, ``robust`` or ``classical``, in the coordinates of ``rows``, and the
+        name of the estimator that gave it (the report's)."""
         raise NotImplementedError
 
     def baseline(self, target: Tensor) -> float:
@@ -98,13 +96,11 @@ class SquaredError(Loss):
 
         return ExactFit(least_squares(rows), "least squares (QR)")
 
-    def covariance(self, rows: DesignRows, beta: Tensor, kind: str) -> Tensor:
+    def covariance(self, rows: DesignRows, beta: Tensor, kind: str) -> tuple[Tensor, str]:
         from lit_linreg.stats.inference import least_squares_covariance
 
-        return least_squares_covariance(rows, beta, kind)
-
-    def covariance_name(self, kind: str) -> str:
-        return "HC3 heteroscedasticity-robust sandwich" if kind == "robust" else "classical OLS s²(XᵀX)⁻¹"
+        name = "HC3 heteroscedasticity-robust sandwich" if kind == "robust" else "classical OLS s²(XᵀX)⁻¹"
+        return least_squares_covariance(rows, beta, kind), name
 
     def baseline(self, target: Tensor) -> float:
         return float((target - target.mean()).square().sum())
@@ -157,15 +153,10 @@ class QuantileLoss(Loss):
     def estimator(self) -> str:
         return f"quantile regression, τ = {self.tau:g}"
 
-    def covariance(self, rows: DesignRows, beta: Tensor, kind: str) -> Tensor:
+    def covariance(self, rows: DesignRows, beta: Tensor, kind: str) -> tuple[Tensor, str]:
         from lit_linreg.stats.inference import quantile_covariance
 
         return quantile_covariance(rows, beta, kind, self.tau)
-
-    def covariance_name(self, kind: str) -> str:
-        if kind == "robust":
-            return "Powell kernel sandwich (Gaussian kernel, Silverman bandwidth, n/(n-p))"
-        return "iid sparsity (Epanechnikov kernel, Hall-Sheather bandwidth)"
 
     def baseline(self, target: Tensor) -> float:
         """Σρ_τ around the target's τ-quantile (an order statistic minimises it; any minimiser gives this sum)."""
@@ -241,13 +232,11 @@ class HuberLoss(Loss):
         method = f"Huber M-estimate (k = {self.k:g}, MAD scale estimated with the fit; Newton)"
         return ExactFit(beta, method, iterations, self.at_scale(scale))
 
-    def covariance(self, rows: DesignRows, beta: Tensor, kind: str) -> Tensor:
+    def covariance(self, rows: DesignRows, beta: Tensor, kind: str) -> tuple[Tensor, str]:
         from lit_linreg.stats.inference import m_estimator_covariance
 
-        return m_estimator_covariance(rows, beta, kind, self)
-
-    def covariance_name(self, kind: str) -> str:
-        return "HC3-type M-estimator sandwich" if kind == "robust" else "Huber's H1 (RLM's default)"
+        name = "HC3-type M-estimator sandwich" if kind == "robust" else "Huber's H1 (RLM's default)"
+        return m_estimator_covariance(rows, beta, kind, self), name
 
     def baseline(self, target: Tensor) -> float:
         return float(self.elementwise(target - self.location(target)).sum())

@@ -201,21 +201,27 @@ def test_robust_huber_errors_are_hc3_carried_over_to_the_m_estimator():
 
 
 @pytest.mark.parametrize(("loss", "tau"), [("mae", 0.5), ("quantile", 0.9)])
-def test_robust_quantile_errors_are_powells_kernel_sandwich(loss, tau):
-    """Restated in numpy: tau(1-tau) H^-1 X'X H^-1 n/(n-p), H = sum phi(r/h)/h x x', Silverman's bandwidth."""
+def test_robust_quantile_errors_are_hendricks_koenkers_sandwich(loss, tau):
+    """Restated with numpy and HiGHS's LP for the fits at τ ± h: τ(1-τ) H⁻¹XᵀXH⁻¹, H = Σ f x xᵀ, f = 2h / xᵀΔβ,
+    with R's Hall-Sheather h (``bandwidth.rq``)."""
     x, y = table(600, 7, heteroscedastic=True)
     ours = run(x, y, loss, quantile=tau)
     design = sm.add_constant(x)
-    r = y - design @ estimates(ours)
-    n = len(y)
-    from scipy.stats import norm
+    n, p = design.shape
+    z = stats.norm.ppf(tau)
+    h = n ** (-1 / 3) * stats.norm.ppf(0.975) ** (2 / 3) * (1.5 * stats.norm.pdf(z) ** 2 / (2 * z**2 + 1)) ** (1 / 3)
 
-    iqr = np.subtract(*np.percentile(r, [75, 25]))
-    h = 0.9 * min(r.std(ddof=1), iqr / 1.34) * n ** (-1 / 5)
-    f = norm.pdf(r / h) / h
+    def exact_fit(q):
+        cost = np.r_[np.zeros(p), np.full(n, q), np.full(n, 1 - q)]
+        bounds = [(None, None)] * p + [(0, None)] * 2 * n
+        return optimize.linprog(cost, A_eq=np.c_[design, np.eye(n), -np.eye(n)], b_eq=y, bounds=bounds).x[:p]
+
+    f = np.maximum(0, 2 * h / (design @ (exact_fit(tau + h) - exact_fit(tau - h))))
     h_inv = np.linalg.inv((design * f[:, None]).T @ design)
-    cov = tau * (1 - tau) * h_inv @ design.T @ design @ h_inv * n / (n - design.shape[1])
-    np.testing.assert_allclose(errors(ours), np.sqrt(np.diag(cov)), rtol=1e-6)
+    cov = tau * (1 - tau) * h_inv @ design.T @ design @ h_inv
+    # 1.6e-9 apart: R's eps (3.7e-11, subtracted from each difference) is in the target's standard deviations here.
+    np.testing.assert_allclose(errors(ours), np.sqrt(np.diag(cov)), rtol=1e-8)
+    assert ours.covariance.startswith("Hendricks-Koenker sandwich")
 
 
 def test_nist_longley_certified_least_squares():

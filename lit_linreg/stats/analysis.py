@@ -166,14 +166,14 @@ def _infer(
     d = len(analysis.weights)
     jacobian, offset = rows.jacobian(d)
     theta = jacobian @ beta + offset
-    cov = jacobian @ loss.covariance(rows, beta, covariance_kind) @ jacobian.T
+    covariance, analysis.covariance = loss.covariance(rows, beta, covariance_kind)
+    cov = jacobian @ covariance @ jacobian.T
     std_error = cov.diagonal().clamp(min=0).sqrt()
     statistic, p_value, low, high = t_statistics(theta, std_error, analysis.df_resid, alpha)
     analysis.cov_params = cov.tolist()
     y_std = rows.moments.y_std if rows.moments.y_std > 0 else 1.0
     variance = loss.residual_variance(rows, beta)
     analysis.residual_variance = None if variance is None else variance * y_std**2
-    analysis.covariance = loss.covariance_name(covariance_kind)
     analysis.interval = f"Student's t, {analysis.df_resid} degrees of freedom"
     if bootstrap:
         fits = bootstrap_fits(rows, loss, bootstrap, seed, d)

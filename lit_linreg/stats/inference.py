@@ -4,11 +4,11 @@ In the coordinates of ``DesignRows`` (n rows, p = kept columns + intercept, resi
 
 - **mse, robust**: HC3 (MacKinnon and White, 1985; R's ``sandwich::vcovHC`` default), (DᵀD)⁻¹ [Σ r_i²/(1-h_i)²
   d_i d_iᵀ] (DᵀD)⁻¹ with h_i the leverages. **classical**: s²(DᵀD)⁻¹, s² = Σr²/(n-p).
-- **mae and quantile τ, robust**: Powell's (1991) kernel sandwich, as R's ``summary.rq(se = "ker")``: τ(1-τ) H⁻¹ DᵀD H⁻¹
-  with H = Σ φ(r_i/h)/h · d_i d_iᵀ, a Gaussian kernel and Silverman's rule-of-thumb bandwidth
-  h = 0.9 min(sd, IQR/1.34) n^(-1/5) (R's Hall–Sheather bandwidth made the "95%" intervals cover 98-99% at
-  n = 200 in benchmarks/coverage.py; this one 93.7-96.2% from n = 30 to 2,000), times n/(n-p) for the p rows
-  the optimum interpolates.
+- **mae and quantile τ, robust**: Hendricks and Koenker's (1992) sandwich, R's ``summary.rq(se = "nid")``:
+  τ(1-τ) H⁻¹ DᵀD H⁻¹ with H = Σ f_i d_i d_iᵀ and f_i = 2h / d_iᵀ(β(τ+h) - β(τ-h)) each row's density at its
+  quantile, from the exact fits at τ ± h (Hall–Sheather h). On 16- to 64-row designs with a parameter per 3 to 10
+  rows it covered 93-97.5% where Powell's kernel sandwich (Silverman's bandwidth, times n/(n-p), the default
+  before) covered 83-94% (benchmarks/quantile_candidates.py). Where H is singular, Powell's, named so.
   **classical**: the iid sparsity estimate τ(1-τ)/f̂(0)² (DᵀD)⁻¹ with an Epanechnikov kernel and the
   Hall–Sheather bandwidth at τ, as statsmodels' ``QuantReg(vcov="iid")``.
 - **huber, robust**: the M-estimator sandwich with HC3's leverage correction, B⁻¹MB⁻¹ with B = Σψ'(r_i) d_i d_iᵀ,
@@ -50,22 +50,52 @@ def least_squares_covariance(rows: DesignRows, beta: Tensor, kind: str) -> Tenso
     return gram_inverse @ meat @ gram_inverse
 
 
-def quantile_covariance(rows: DesignRows, beta: Tensor, kind: str, tau: float) -> Tensor:
-    """Powell's kernel sandwich, or the iid sparsity estimate (``classical``), of the τ-quantile regression."""
-    n, p = rows.n, rows.p
+def quantile_covariance(rows: DesignRows, beta: Tensor, kind: str, tau: float) -> tuple[Tensor, str]:
+    """(the covariance, its name) of the τ-quantile regression: Hendricks and Koenker's sandwich, or the iid
+    sparsity estimate (``classical``)."""
     gram_inverse = torch.linalg.inv(rows.gram())
     residual = rows.residuals(beta)
     if kind == "classical":
         bandwidth = _hall_sheather_bandwidth(residual, tau)
         epanechnikov = (0.75 * (1 - (residual / bandwidth).square())).clamp(min=0)
         density = float(epanechnikov.mean()) / bandwidth
-        return tau * (1 - tau) / density**2 * gram_inverse
+        name = "iid sparsity (Epanechnikov kernel, Hall-Sheather bandwidth)"
+        return tau * (1 - tau) / density**2 * gram_inverse, name
+    densities = _local_densities(rows, tau)
+    factor, info = torch.linalg.cholesky_ex(rows.gram(densities))
+    if int(info) == 0:
+        h_inverse = torch.cholesky_inverse(factor)
+        name = "Hendricks-Koenker sandwich (local densities from the fits at τ ± h, Hall-Sheather h)"
+        return tau * (1 - tau) * h_inverse @ rows.gram() @ h_inverse, name
+    # Too few rows with a positive local density to span the design (not seen in 4,800 small tables in
+    # benchmarks/quantile_candidates.py, but possible): Powell's kernel sandwich, which always has one.
     bandwidth = 0.9 * _spread(residual) * len(residual) ** (-1 / 5)
     gaussian = torch.exp(-0.5 * (residual / bandwidth).square()) / (math.sqrt(2 * math.pi) * bandwidth)
     h_inverse = torch.linalg.inv(rows.gram(gaussian))
-    # n/(n-p), as HC1 and the Huber sandwich below: the exact optimum interpolates p rows (r = 0, the kernel's
-    # peak), which inflates H at small n; uncorrected, "95%" intervals covered 87% at n = 20 with 5 parameters.
-    return n / (n - p) * tau * (1 - tau) * h_inverse @ rows.gram() @ h_inverse
+    n, p = rows.n, rows.p
+    name = (
+        "Powell kernel sandwich (Gaussian kernel, Silverman bandwidth, n/(n-p)): the Hendricks-Koenker one was singular"
+    )
+    return n / (n - p) * tau * (1 - tau) * h_inverse @ rows.gram() @ h_inverse, name
+
+
+def _local_densities(rows: DesignRows, tau: float) -> Tensor:
+    """f_i = 2h / d_iᵀ(β(τ + h) - β(τ - h)), each row's conditional density at its τ-quantile as a difference
+    quotient of the fits at τ ± h (Hendricks and Koenker, 1992; R's ``summary.rq(se = "nid")``), with R's
+    Hall-Sheather h (halved until τ ± h is inside (0, 1)); a non-positive difference counts as density 0."""
+    from lit_linreg.stats.optimum import quantile_regression
+
+    h = _hall_sheather(rows.n, tau)
+    while tau - h <= 0 or tau + h >= 1:
+        h /= 2
+    above, _ = quantile_regression(rows, tau + h)
+    below, _ = quantile_regression(rows, tau - h)
+    spread = rows.matvec(above - below)
+    return (2 * h / (spread - DENSITY_EPS)).clamp(min=0)
+
+
+# R's eps = .Machine$double.eps^(2/3): a difference this small (here in standard deviations of the target) is 0.
+DENSITY_EPS = 2.220446049250313e-16 ** (2 / 3)
 
 
 def m_estimator_covariance(rows: DesignRows, beta: Tensor, kind: str, loss: Loss) -> Tensor:
@@ -103,13 +133,16 @@ def _residual_sum(rows: DesignRows, beta: Tensor, fn) -> float:
     return sum(float(fn(t - d @ beta).sum()) for d, t in rows.blocks())
 
 
-def _hall_sheather_bandwidth(residual: Tensor, tau: float) -> float:
-    """Hall and Sheather's (1988) bandwidth at the τ-quantile, on the scale min(sd, IQR/1.34) of the residuals."""
-    n = len(residual)
-    z, q = scipy_stats.norm.ppf(1 - 0.05 / 2), scipy_stats.norm.ppf(tau)
+def _hall_sheather(n: int, tau: float, alpha: float = 0.05) -> float:
+    """Hall and Sheather's (1988) bandwidth, in probability, at the τ-quantile (R's ``bandwidth.rq``)."""
+    z, q = scipy_stats.norm.ppf(1 - alpha / 2), scipy_stats.norm.ppf(tau)
     curvature = 1.5 * scipy_stats.norm.pdf(q) ** 2 / (2 * q**2 + 1)
-    hs = n ** (-1 / 3) * z ** (2 / 3) * curvature ** (1 / 3)
-    hs = min(hs, 0.98 * min(tau, 1 - tau))  # tiny n: keep τ ± hs inside (0, 1)
+    return n ** (-1 / 3) * z ** (2 / 3) * curvature ** (1 / 3)
+
+
+def _hall_sheather_bandwidth(residual: Tensor, tau: float) -> float:
+    """The Hall–Sheather bandwidth on the residuals' scale, min(sd, IQR/1.34), as statsmodels' ``QuantReg``."""
+    hs = min(_hall_sheather(len(residual), tau), 0.98 * min(tau, 1 - tau))  # tiny n: keep τ ± hs inside (0, 1)
     width = float(scipy_stats.norm.ppf(tau + hs) - scipy_stats.norm.ppf(tau - hs))
     return width * _spread(residual)
 
