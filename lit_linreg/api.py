@@ -64,6 +64,7 @@ def fit(
     covariance: Literal["robust", "classical"] = "robust",
     bootstrap: bool | int = False,
     alpha: float = 0.05,
+    cluster: str | None = None,
     progress: bool = False,
     root_dir: str | Path | None = None,
     plot: bool = True,
@@ -80,7 +81,8 @@ def fit(
         features ... seed: as ``--data.*`` and ``--model.*`` of ``train.py fit`` (``train.py fit --help``);
             the defaults are those ``configs/csv.yaml`` gives a table: settings chosen from the data.
         max_epochs, max_steps: the run's length; ``None`` lets the plan choose (about 2,000 steps).
-        optimum, covariance, bootstrap, alpha: as ``--report.*``: the exact optimum and its inference.
+        optimum, covariance, bootstrap, alpha, cluster: as ``--report.*``: the exact optimum and its inference
+            (``cluster``: a column of ``data`` grouping the rows, for cluster-robust least-squares errors).
         progress: show a progress bar.
         root_dir: write the run as the CLI does, in ``root_dir/lightning_logs/version_N`` (checkpoint,
             ``summary.json``, ``report.png`` when ``plot``, TensorBoard logs). ``None``: write nothing.
@@ -118,7 +120,9 @@ def fit(
 
         if isinstance(seed, bool) or not 0 <= seed < 2**32:
             raise UsageError(f"seed must be an integer in [0, 2**32), got {seed}")
-        summary = RunSummary(optimum=optimum, covariance=covariance, bootstrap=bootstrap, alpha=alpha, plot=plot)
+        summary = RunSummary(
+            optimum=optimum, covariance=covariance, bootstrap=bootstrap, alpha=alpha, plot=plot, cluster=cluster
+        )
         summary.writes_files = root_dir is not None
         L.seed_everything(seed, verbose=False)  # as the CLI: before the model draws its initial weights
         if is_path(data):
@@ -126,16 +130,18 @@ def fit(
                 raise UsageError(f"{data}: name the column to predict with target=")
             datamodule = LinRegDataModule(
                 path=str(data), target=target, delimiter=delimiter, encoding=encoding, memory_map=memory_map,
-                **table_settings, **loading,
+                cluster=cluster, **table_settings, **loading,
             )  # fmt: skip
         else:
             if isinstance(data, tuple) and len(data) == 2:
+                if cluster is not None:
+                    raise UsageError(f"cluster={cluster!r} names a column of a table; (X, y) arrays have none")
                 table, name, target = features_and_target(*data, target)
             else:
                 table, name = as_arrow(data)
                 if target is None:
                     raise UsageError(f"name the column of {name} to predict with target=")
-            source = InMemoryTable.of(table, name, target, features, categorical, missing)
+            source = InMemoryTable.of(table, name, target, features, categorical, missing, cluster=cluster)
             datamodule = LinRegDataModule.of(source, **loading)
         model = LinearRegression(
             n_features=datamodule.n_features,

@@ -96,6 +96,8 @@ class LinRegCLI(LightningCLI):
         parser.link_arguments("data.n_features", "model.n_features", apply_on="instantiate")
         parser.link_arguments("data.feature_names", "model.feature_names", apply_on="instantiate")
         parser.link_arguments("data.target", "model.target", apply_on="instantiate")
+        # The cluster column is a report setting that the data reads with the table.
+        parser.link_arguments("report.cluster", "data.cluster")
         # One seed fixes the data, every epoch's shuffle and the initial weights.
         parser.link_arguments("seed_everything", "data.seed", compute_fn=_explicit_seed)
 

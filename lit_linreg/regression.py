@@ -54,6 +54,12 @@ class Optimum:
     interval: str | None = None
     cov_params: list[list[float]] | None = None  # the estimates' covariance, in the table's units
     residual_variance: float | None = None  # least squares: s², a new observation's variance around its mean
+    df_inference: int | None = None  # Student's t's degrees of freedom where not df_resid (clusters - 1)
+
+    @property
+    def t_df(self) -> int:
+        """The degrees of freedom of every t: df_resid, or clusters - 1 with cluster-robust errors."""
+        return self.df_resid if self.df_inference is None else self.df_inference
 
 
 @dataclass(frozen=True)
@@ -155,6 +161,7 @@ class Regression:
             interval=analysis.interval,
             cov_params=analysis.cov_params,
             residual_variance=analysis.residual_variance,
+            df_inference=analysis.df_inference,
         )
         result = replace(result, optimum=optimum, notes=[*result.notes, *analysis.notes])
         convergence = _verdict(result)
@@ -192,7 +199,7 @@ class Regression:
 
     @property
     def pvalues(self) -> pd.Series:
-        """Two-sided p-values of the t statistics (Student's t on ``df_resid`` degrees of freedom)."""
+        """Two-sided p-values of the t statistics (Student's t on ``df_resid`` degrees of freedom, or clusters - 1)."""
         return self._series(self._inferred("pvalues").p_values, "pvalues")
 
     def conf_int(self, alpha: float | None = None) -> pd.DataFrame:
@@ -208,7 +215,7 @@ class Regression:
         if math.isclose(alpha, self.alpha, rel_tol=0, abs_tol=1e-15):
             lower, upper = optimum.lower, optimum.upper
         elif optimum.interval and optimum.interval.startswith("Student"):
-            quantile = _t_quantile(alpha, optimum.df_resid)
+            quantile = _t_quantile(alpha, optimum.t_df)
             lower = [_shift(v, s, -quantile) for v, s in zip(optimum.estimates, optimum.std_errors, strict=True)]
             upper = [_shift(v, s, quantile) for v, s in zip(optimum.estimates, optimum.std_errors, strict=True)]
         else:
@@ -330,6 +337,7 @@ class Regression:
             "r2_name": self.rsquared_name,
             "n_rows": None if optimum is None else optimum.nobs,
             "df_resid": self.df_resid,
+            "df_inference": None if optimum is None else optimum.df_inference,
             "condition_number": self.condition_number,
             "convergence": None,
             "cov_params": None if optimum is None else optimum.cov_params,
@@ -391,6 +399,7 @@ class Regression:
                 fit_measure_name=summary["r2_name"],
                 nobs=summary["n_rows"],
                 df_resid=summary["df_resid"],
+                df_inference=summary.get("df_inference"),
                 condition_number=summary["condition_number"],
                 std_errors=joined(summary.get("std_errors")),
                 t_values=joined(summary.get("t_values")),
@@ -494,7 +503,7 @@ class Regression:
                     f"{self.loss} fit gives a confidence interval for its fitted value (interval='confidence')"
                 )
             variance = variance + optimum.residual_variance
-        half = _t_quantile(alpha, optimum.df_resid) * np.sqrt(variance)
+        half = _t_quantile(alpha, optimum.t_df) * np.sqrt(variance)
         return {
             f"{self.target}_estimate": estimate,
             f"{self.target}_lower": estimate - half,

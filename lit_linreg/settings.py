@@ -20,8 +20,8 @@ import torch
 from lit_linreg.errors import UsageError
 
 EVALUATING = ("validate", "test", "predict")
-ROW_ARGUMENTS = {"path", "predict_path", "delimiter", "encoding", "missing", "memory_map"}
-RESUME_ROW_ARGUMENTS = {"predict_path", "delimiter", "encoding", "memory_map"}
+ROW_ARGUMENTS = {"path", "predict_path", "delimiter", "encoding", "missing", "memory_map", "cluster"}
+RESUME_ROW_ARGUMENTS = {"predict_path", "delimiter", "encoding", "memory_map", "cluster"}  # cluster: the report's
 # The model learns these from the data (links), and the data's columns are the checkpoint's when evaluating.
 LINKED = {"n_features", "feature_names", "target"}
 COLUMNS = {"target", "features", "categorical"}

@@ -260,6 +260,59 @@ def test_a_quantile_fit_is_quantreg_at_that_quantile_and_names_it(regions):
     assert (fitted["y_lower"] < fitted["y_estimate"]).all() and (fitted["y_estimate"] < fitted["y_upper"]).all()
 
 
+@pytest.fixture(scope="module")
+def schools(tmp_path_factory):
+    """Pupils in 15 schools, a school effect in the noise and in the column: what cluster-robust errors are for."""
+    rng = np.random.default_rng(5)
+    school = rng.integers(0, 15, 120)
+    x = rng.normal(size=120) + 0.5 * rng.normal(size=15)[school]
+    region = rng.choice(["a", "b", "c"], 120)
+    y = 1 + 2 * x + (region == "b") + rng.normal(size=15)[school] + rng.normal(size=120)
+    frame = pd.DataFrame({"x": x, "region": region, "school": [f"s{k}" for k in school], "y": y})
+    path = tmp_path_factory.mktemp("schools") / "schools.csv"
+    frame.to_csv(path, index=False)
+    return frame, path
+
+
+def test_cluster_robust_errors_are_statsmodels_cr1_with_clusters_minus_one_degrees_of_freedom(schools, tmp_path):
+    frame, path = schools
+    result = lit_linreg.fit(frame, "y", cluster="school", max_epochs=1)  # not a feature: every other column is
+    design = sm.add_constant(pd.get_dummies(frame[["x", "region"]], drop_first=True, dtype=float), prepend=False)
+    groups = frame["school"].astype("category").cat.codes
+    ols = sm.OLS(frame["y"], design).fit(cov_type="cluster", cov_kwds={"groups": groups}, use_t=True)
+    assert list(result.params.index) == ["x", "region=b", "region=c", "bias"]
+    np.testing.assert_allclose(result.params.to_numpy(), ols.params.to_numpy(), rtol=1e-10)
+    np.testing.assert_allclose(result.bse.to_numpy(), ols.bse.to_numpy(), rtol=1e-8)
+    np.testing.assert_allclose(result.pvalues.to_numpy(), ols.pvalues.to_numpy(), rtol=1e-8)
+    for alpha in (0.05, 0.1):
+        np.testing.assert_allclose(result.conf_int(alpha).to_numpy(), ols.conf_int(alpha).to_numpy(), rtol=1e-8)
+    assert "cluster-robust sandwich (CR1, 15 clusters)" in str(result.summary())
+    assert "Student's t, 14 degrees of freedom" in str(result.summary())
+    # The CLI reads the column with the table (--report.cluster is linked to the data): the same numbers.
+    cli = fit(tmp_path, "--config", str(CONFIGS / "csv.yaml"), "--data.path", str(path), "--data.target", "y",
+              "--report.cluster", "school", "--trainer.max_epochs", "1")  # fmt: skip
+    summary = read_summary(cli)
+    np.testing.assert_allclose(summary["std_errors"]["w"], result.bse.to_numpy()[:-1], rtol=1e-12)
+    assert summary["df_inference"] == 14
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        (dict(loss="mae"), "cluster-robust standard errors are least squares' here"),
+        (dict(covariance="classical"), "is a robust covariance"),
+        (dict(bootstrap=200), "would ignore the clusters"),
+        (dict(cluster="nope"), "'nope' is not a column of"),
+        (dict(cluster="y"), "is the target or a feature"),
+    ],
+)
+def test_clusters_are_refused_in_one_line_where_they_are_not_defined(schools, settings, message):
+    frame, _ = schools
+    with pytest.raises(ValueError) as refused:
+        lit_linreg.fit(frame, "y", **{"cluster": "school", "max_epochs": 1, **settings})
+    assert message in str(refused.value) and "\n" not in str(refused.value)
+
+
 def test_a_bootstrap_result_refuses_another_level_rather_than_invent_it(regions):
     frame, _ = regions
     result = lit_linreg.fit(frame, "y", missing="drop", max_epochs=1, bootstrap=100)

@@ -43,6 +43,9 @@ class RunSummary(L.Callback):
             number of resamples; ``false`` or 0 for none. Capped, with a note, at 20 million resampled rows.
         alpha: every interval's level is 1 - alpha (0.05: 95%).
         plot: write ``report.png`` and log the same figure to TensorBoard.
+        cluster: a column of the table whose values group the rows (a school, a firm, a patient): least squares'
+            standard errors become cluster-robust (CR1, as statsmodels' ``cov_type="cluster"`` and R's
+            ``sandwich::vcovCL``), with Student's t on (clusters - 1) degrees of freedom.
     """
 
     def __init__(
@@ -52,9 +55,16 @@ class RunSummary(L.Callback):
         bootstrap: bool | int = False,
         alpha: float = 0.05,
         plot: bool = True,
+        cluster: str | None = None,
     ) -> None:
         if covariance not in ("robust", "classical"):
             raise UsageError(f"--report.covariance must be robust or classical, got {covariance!r}")
+        if cluster is not None and covariance == "classical":
+            raise UsageError(
+                f"--report.cluster {cluster} is a robust covariance: leave out --report.covariance classical"
+            )
+        if cluster is not None and bootstrap:
+            raise UsageError(f"--report.cluster {cluster}: a bootstrap of single rows would ignore the clusters")
         resamples = DEFAULT_BOOTSTRAP if bootstrap is True else int(bootstrap)
         if resamples < 0:
             raise UsageError(f"--report.bootstrap must be true, false or a number of resamples >= 0, got {bootstrap}")
@@ -68,6 +78,7 @@ class RunSummary(L.Callback):
         self.optimum, self.covariance, self.bootstrap, self.alpha, self.plot = (
             optimum, covariance, resamples, alpha, plot
         )  # fmt: skip
+        self.cluster = cluster
         self.writes_files = True  # summary.json and report.png in the run's directory (lit_linreg.fit: if asked)
         self._started = 0.0
         self.fit_seconds = 0.0
@@ -80,6 +91,14 @@ class RunSummary(L.Callback):
 
     def load_state_dict(self, state_dict: dict) -> None:
         self.loss_history = list(state_dict["loss_history"])
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        loss = pl_module.hparams.get("loss")
+        if stage == "fit" and self.cluster is not None and loss != "mse":
+            raise UsageError(
+                f"--report.cluster {self.cluster}: cluster-robust standard errors are least squares' here (CR1, "
+                f"--model.loss mse); the {loss} fit has none"
+            )
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._started = time.perf_counter()
@@ -126,7 +145,7 @@ class RunSummary(L.Callback):
                 analysis = analyse(
                     x, y, model.feature_names, hp.loss, hp.huber_k, self.covariance, resamples, data.hparams.seed,
                     moments=statistics.moments, materialize=not data.memory_mapped, alpha=self.alpha,
-                    quantile=hp.quantile,
+                    quantile=hp.quantile, clusters=data.train_groups() if self.cluster else None,
                 )  # fmt: skip
             except TooBig as skipped:
                 note = str(skipped)

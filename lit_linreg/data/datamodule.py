@@ -66,6 +66,8 @@ class LinRegDataModule(L.LightningDataModule):
             epoch several passes, at least 32 steps (Lightning's work at each epoch costs here what ~4 SGD steps
             do, so a 30-row table at one step an epoch spent most of its time between epochs).
         seed: fixes the data, the held-out split and every epoch's shuffle.
+        cluster: a column whose values group the rows (set by ``--report.cluster``): read with the table for
+            cluster-robust standard errors, never a feature.
     """
 
     def __init__(
@@ -90,6 +92,7 @@ class LinRegDataModule(L.LightningDataModule):
         shuffle_block_rows: int = 1,
         passes_per_epoch: int | None = 1,
         seed: int = 42,
+        cluster: str | None = None,
     ) -> None:
         super().__init__()
         if batch_size is not None and batch_size < 1:
@@ -105,6 +108,9 @@ class LinRegDataModule(L.LightningDataModule):
         self.csv_format = CsvFormat(delimiter, encoding)
         planted = path is None and target is None
         self.save_hyperparameters(ignore=TABLE_ARGS if planted else PLANTED_ARGS, logger=False)
+        if cluster is not None and (planted or memory_map):
+            where = "--data.memory_map keeps the table on disk" if memory_map else "the planted data has no columns"
+            raise UsageError(f"--report.cluster {cluster} names a column of a table in memory: {where}")
         if planted:
             source = PlantedPeople(n_samples, true_w, true_b, noise_std, noise_mean, feature_names)
         elif path is None:
@@ -114,7 +120,7 @@ class LinRegDataModule(L.LightningDataModule):
         elif memory_map:  # streamed into the memory-mapped cache, which remembers the columns it made
             source = MemoryMappedTable(path, target, features, categorical, missing, self.csv_format)
         else:
-            source = InMemoryTable.read(path, target, features, categorical, missing, self.csv_format)
+            source = InMemoryTable.read(path, target, features, categorical, missing, self.csv_format, cluster)
         self._use(source)
 
     @classmethod
@@ -145,6 +151,7 @@ class LinRegDataModule(L.LightningDataModule):
         self._trained_on: str | None = None  # the table of the checkpoint this data was restored from
         self.x: Tensor | None = None
         self.y: Tensor | None = None
+        self.groups: Tensor | None = None  # each row's cluster (--report.cluster), in the rows' order
         self.n_rows = self.n_train = self.n_val = 0
         self._y_sum: float | None = None
 
@@ -173,7 +180,7 @@ class LinRegDataModule(L.LightningDataModule):
         hp = self.hparams
         generator = torch.Generator().manual_seed(hp.seed)  # the data, then the held-out split
         rows = self.source.rows(generator)
-        x, y, self._statistics = rows.x, rows.y, rows.statistics
+        x, y, groups, self._statistics = rows.x, rows.y, rows.groups, rows.statistics
         self.notes.extend(rows.notes)
         self.n_rows = len(x)
         self.n_val = round(self.n_rows * hp.val_fraction)
@@ -186,13 +193,20 @@ class LinRegDataModule(L.LightningDataModule):
                     "--data.memory_map keeps the table on disk in its own order and cannot hold rows out: use "
                     "--data.val_fraction 0 and test on another file with --data.path"
                 )
-            x, y = _held_out_last(x, y, self.n_val, generator)
-        self.x, self.y = x, y
+            order = _held_out_last(len(x), self.n_val, generator)
+            x, y = x[order], y[order]
+            groups = None if groups is None else groups[order]
+        self.x, self.y, self.groups = x, y, groups
 
     def train_rows(self) -> tuple[Tensor, Tensor]:
         """The training rows (views, not copies)."""
         self._load()
         return self.x[: self.n_train], self.y[: self.n_train]
+
+    def train_groups(self) -> Tensor | None:
+        """The training rows' clusters, coded 0, 1, ... (None without ``--report.cluster``)."""
+        self._load()
+        return None if self.groups is None else self.groups[: self.n_train]
 
     def held_out_rows(self) -> tuple[Tensor, Tensor]:
         self._load()
@@ -312,10 +326,10 @@ class LinRegDataModule(L.LightningDataModule):
         return self._y_sum
 
 
-def _held_out_last(x: Tensor, y: Tensor, n_val: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
-    """Moves a seeded random n_val rows to the end, once, so that both sets are views: no copy per loader."""
-    held_out = torch.randperm(len(x), generator=generator)[:n_val]
-    keep = torch.ones(len(x), dtype=torch.bool)
+def _held_out_last(n_rows: int, n_val: int, generator: torch.Generator) -> Tensor:
+    """The row order that moves a seeded random n_val rows to the end, applied once, so that both sets are
+    views: no copy per loader."""
+    held_out = torch.randperm(n_rows, generator=generator)[:n_val]
+    keep = torch.ones(n_rows, dtype=torch.bool)
     keep[held_out] = False
-    order = torch.cat([keep.nonzero().squeeze(1), held_out.sort().values])
-    return x[order], y[order]
+    return torch.cat([keep.nonzero().squeeze(1), held_out.sort().values])

@@ -20,19 +20,27 @@ from lit_linreg.runs import fresh_path
 
 
 def load_design(
-    table: pa.Table | None, columns: Columns, path: str, missing: str, csv_format: CsvFormat
-) -> tuple[Tensor, Tensor, list[str]]:
-    """(X, y, notes) in memory, float64, from the table as read (or read now, with the columns given).
+    table: pa.Table | None, columns: Columns, path: str, missing: str, csv_format: CsvFormat, cluster: str | None = None
+) -> tuple[Tensor, Tensor, list[str], Tensor | None]:
+    """(X, y, notes, cluster codes or None) in memory, float64, from the table as read (or read now, with the
+    columns given). Each distinct value of the ``cluster`` column (any type) gets a code 0, 1, ...; a missing one
+    is a missing cell.
 
     The table is converted a block of rows at a time into arrays allocated once, each block released as soon as
     it is converted: a 1,000,000 x 10 CSV peaks at about twice its numbers' size, not the four or five that a
     copy of the whole table beside its conversion would take. The caller hands the table over (keeps no reference).
     """
+    extra = [cluster] if cluster is not None else []
     if table is None:
-        table = read_file(path, "--data.path", csv_format, [*columns.features, columns.target])
+        table = read_file(path, "--data.path", csv_format, [*columns.features, columns.target, *extra])
     # The missing-cell policy over the whole table at once (``error`` counts every missing cell).
-    keep, notes = missing_rows(table, [*columns.features, columns.target], path, missing)
+    keep, notes = missing_rows(table, [*columns.features, columns.target, *extra], path, missing)
     rows = table.num_rows if keep is None else int(keep.sum())
+    groups = None
+    if cluster is not None:
+        labels = table.column(cluster) if keep is None else table.column(cluster).filter(pa.array(keep))
+        codes = labels.combine_chunks().dictionary_encode().indices.to_numpy(zero_copy_only=False)
+        groups = torch.from_numpy(codes.astype(np.int64))
     x, y = np.empty((rows, len(columns.names))), np.empty(rows)
     batches, first_row, offset = table.to_batches(), 0, 0
     del table
@@ -50,7 +58,7 @@ def load_design(
             out=(x[offset : offset + kept], y[offset : offset + kept]),
         )
         first_row, offset = first_row + block.num_rows, offset + kept
-    return torch.from_numpy(x), torch.from_numpy(y), notes
+    return torch.from_numpy(x), torch.from_numpy(y), notes, groups
 
 
 @dataclass

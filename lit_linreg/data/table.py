@@ -213,14 +213,23 @@ def first_line(err: Exception) -> str:
 
 
 def choose_columns(
-    header: list[str], target: str, features: list[str] | None, path: str, option: str = "--data.path"
+    header: list[str],
+    target: str,
+    features: list[str] | None,
+    path: str,
+    option: str = "--data.path",
+    cluster: str | None = None,
 ) -> list[str]:
-    """The feature columns: the ones asked for, or every column but the target."""
+    """The feature columns: the ones asked for, or every column but the target (and the ``cluster`` column)."""
     listed = ", ".join(header)
     if target not in header:
         raise UsageError(f"--data.target {target!r} is not a column of {path} (columns: {listed})")
+    if cluster is not None and cluster not in header:
+        raise UsageError(f"--report.cluster {cluster!r} is not a column of {path} (columns: {listed})")
+    if cluster is not None and (cluster == target or (features is not None and cluster in features)):
+        raise UsageError(f"--report.cluster {cluster!r} is the target or a feature: name a column that groups the rows")
     if features is None:
-        features = [name for name in header if name != target]
+        features = [name for name in header if name not in (target, cluster)]
     for name in features:
         if name not in header:
             raise UsageError(f"--data.features names {name!r}, which is not a column of {path} (columns: {listed})")

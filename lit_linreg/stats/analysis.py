@@ -16,7 +16,7 @@ from torch import Tensor
 
 from lit_linreg.losses import Loss, loss_of
 from lit_linreg.stats.design import DesignCheck, check_design
-from lit_linreg.stats.inference import bootstrap_fits, t_statistics
+from lit_linreg.stats.inference import bootstrap_fits, cluster_robust_covariance, t_statistics
 from lit_linreg.stats.moments import Moments
 from lit_linreg.stats.optimum import mean_loss
 from lit_linreg.stats.rows import DesignRows
@@ -63,6 +63,7 @@ class Analysis:
     notes: list[str] = field(default_factory=list)
     cov_params: list[list[float]] | None = None  # of (w, b) in the table's units; 0 for a column left out
     residual_variance: float | None = None  # a new observation's variance around its mean (least squares)
+    df_inference: int | None = None  # Student's t's degrees of freedom where not df_resid (clusters - 1)
 
 
 def analyse(
@@ -78,9 +79,13 @@ def analyse(
     materialize: bool = True,
     alpha: float = 0.05,
     quantile: float = 0.5,
+    clusters: Tensor | None = None,
 ) -> Analysis:
     """The analysis of y ≈ X·w + b under ``loss``, intervals at level 1 - alpha; Huber's threshold is ``huber_k``
-    times the residuals' MAD scale, estimated with the fit; the pinball loss's quantile is ``quantile``."""
+    times the residuals' MAD scale, estimated with the fit; the pinball loss's quantile is ``quantile``.
+    ``clusters`` (each row's, coded 0, 1, ...) makes least squares' errors cluster-robust."""
+    if clusters is not None and loss != "mse":
+        raise ValueError(f"cluster-robust standard errors are least squares'; the {loss} fit has none")
     objective = loss_of(loss, huber_k, quantile=quantile)
     moments = moments or Moments.of(x, y)
     design = check_design(moments, names)
@@ -139,7 +144,10 @@ def analyse(
     if largest_residual <= EXACT_FIT_TOL:
         notes.append("the optimum fits every row exactly (all residuals are 0): there is no uncertainty to estimate")
         return analysis
-    _infer(analysis, rows, beta, objective, covariance_kind, bootstrap, seed, alpha)
+    if clusters is not None and int(clusters.max()) == 0:
+        notes.append("every row is in one cluster: there are no cluster-robust standard errors to estimate")
+        return analysis
+    _infer(analysis, rows, beta, objective, covariance_kind, bootstrap, seed, alpha, clusters)
     return analysis
 
 
@@ -162,19 +170,27 @@ def _infer(
     bootstrap: int,
     seed: int,
     alpha: float,
+    clusters: Tensor | None = None,
 ) -> None:
     d = len(analysis.weights)
     jacobian, offset = rows.jacobian(d)
     theta = jacobian @ beta + offset
-    covariance, analysis.covariance = loss.covariance(rows, beta, covariance_kind)
+    df = analysis.df_resid
+    if clusters is not None:
+        groups = int(clusters.max()) + 1
+        covariance = cluster_robust_covariance(rows, beta, clusters, groups)
+        analysis.covariance = f"cluster-robust sandwich (CR1, {groups} clusters)"
+        df = analysis.df_inference = groups - 1
+    else:
+        covariance, analysis.covariance = loss.covariance(rows, beta, covariance_kind)
     cov = jacobian @ covariance @ jacobian.T
     std_error = cov.diagonal().clamp(min=0).sqrt()
-    statistic, p_value, low, high = t_statistics(theta, std_error, analysis.df_resid, alpha)
+    statistic, p_value, low, high = t_statistics(theta, std_error, df, alpha)
     analysis.cov_params = cov.tolist()
     y_std = rows.moments.y_std if rows.moments.y_std > 0 else 1.0
     variance = loss.residual_variance(rows, beta)
     analysis.residual_variance = None if variance is None else variance * y_std**2
-    analysis.interval = f"Student's t, {analysis.df_resid} degrees of freedom"
+    analysis.interval = f"Student's t, {df} degrees of freedom"
     if bootstrap:
         fits = bootstrap_fits(rows, loss, bootstrap, seed, d)
         low, high = torch.quantile(fits, torch.tensor([alpha / 2, 1 - alpha / 2], dtype=torch.float64), dim=0)

@@ -15,7 +15,10 @@ In the coordinates of ``DesignRows`` (n rows, p = kept columns + intercept, resi
   M = Σψ(r_i)²/(1-h_i)² d_i d_iᵀ and h_i = ψ'(r_i) d_iᵀB⁻¹d_i (for least squares, HC3 itself).
   **classical**: Huber's (1981) H1, K²·[Σψ²/(n-p)]/[(Σψ'/n)²]·(DᵀD)⁻¹, as statsmodels' ``RLM``.
 
-Test statistics are β/SE, with p-values and (1 - alpha) intervals from Student's t with n - p degrees of freedom.
+With clusters (least squares): CR1, G/(G-1)·(n-1)/(n-p)·(DᵀD)⁻¹[Σ_g s_g s_gᵀ](DᵀD)⁻¹, s_g the cluster's score sum.
+
+Test statistics are β/SE, with p-values and (1 - alpha) intervals from Student's t with n - p degrees of freedom
+(G - 1 with G clusters, as statsmodels' ``use_t``).
 The bootstrap (optional) refits the exact optimum on rows drawn with replacement: percentile intervals.
 """
 
@@ -48,6 +51,20 @@ def least_squares_covariance(rows: DesignRows, beta: Tensor, kind: str) -> Tenso
         weight = torch.where(leverage < 1 - 1e-12, r.square() / (1 - leverage).square(), torch.zeros_like(r))
         meat += (d * weight[:, None]).T @ d
     return gram_inverse @ meat @ gram_inverse
+
+
+def cluster_robust_covariance(rows: DesignRows, beta: Tensor, clusters: Tensor, groups: int) -> Tensor:
+    """CR1, Liang and Zeger's (1986) sandwich with statsmodels' and R's ``vcovCL`` small-sample factor:
+    G/(G-1) · (n-1)/(n-p) · (DᵀD)⁻¹ [Σ_g s_g s_gᵀ] (DᵀD)⁻¹ with s_g = Σ_{i in g} r_i d_i, G clusters."""
+    n, p = rows.n, rows.p
+    gram_inverse = torch.linalg.inv(rows.gram())
+    scores = torch.zeros(groups, p, dtype=torch.float64)
+    start = 0
+    for d, t in rows.blocks():
+        scores.index_add_(0, clusters[start : start + len(d)], d * (t - d @ beta)[:, None])
+        start += len(d)
+    factor = groups / (groups - 1) * (n - 1) / (n - p)
+    return factor * gram_inverse @ (scores.T @ scores) @ gram_inverse
 
 
 def quantile_covariance(rows: DesignRows, beta: Tensor, kind: str, tau: float) -> tuple[Tensor, str]:
