@@ -65,6 +65,7 @@ def fit(
     bootstrap: bool | int = False,
     alpha: float = 0.05,
     cluster: str | None = None,
+    weights: str | None = None,
     progress: bool = False,
     root_dir: str | Path | None = None,
     plot: bool = True,
@@ -78,7 +79,8 @@ def fit(
         data: a pandas or polars DataFrame, a pyarrow Table, a CSV/Parquet/Arrow file's path, or ``(X, y)``
             arrays (X's columns are named x1..xd unless X is a DataFrame; y's name, else ``y``, is the target).
         target: the column to predict (not needed for ``(X, y)``).
-        features ... seed: as ``--data.*`` and ``--model.*`` of ``train.py fit`` (``train.py fit --help``);
+        features ... seed, weights: as ``--data.*`` and ``--model.*`` of ``train.py fit`` (``train.py fit --help``;
+            ``weights``: a column of positive case weights);
             the defaults are those ``configs/csv.yaml`` gives a table: settings chosen from the data.
         max_epochs, max_steps: the run's length; ``None`` lets the plan choose (about 2,000 steps).
         optimum, covariance, bootstrap, alpha, cluster: as ``--report.*``: the exact optimum and its inference
@@ -130,18 +132,21 @@ def fit(
                 raise UsageError(f"{data}: name the column to predict with target=")
             datamodule = LinRegDataModule(
                 path=str(data), target=target, delimiter=delimiter, encoding=encoding, memory_map=memory_map,
-                cluster=cluster, **table_settings, **loading,
+                cluster=cluster, weights=weights, **table_settings, **loading,
             )  # fmt: skip
         else:
             if isinstance(data, tuple) and len(data) == 2:
-                if cluster is not None:
-                    raise UsageError(f"cluster={cluster!r} names a column of a table; (X, y) arrays have none")
+                for option, column in (("cluster", cluster), ("weights", weights)):
+                    if column is not None:
+                        raise UsageError(f"{option}={column!r} names a column of a table; (X, y) arrays have none")
                 table, name, target = features_and_target(*data, target)
             else:
                 table, name = as_arrow(data)
                 if target is None:
                     raise UsageError(f"name the column of {name} to predict with target=")
-            source = InMemoryTable.of(table, name, target, features, categorical, missing, cluster=cluster)
+            source = InMemoryTable.of(
+                table, name, target, features, categorical, missing, cluster=cluster, weights=weights
+            )
             datamodule = LinRegDataModule.of(source, **loading)
         model = LinearRegression(
             n_features=datamodule.n_features,

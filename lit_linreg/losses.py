@@ -67,6 +67,11 @@ class Loss:
         """The loss summed over the rows of the best constant prediction: the fit measure's denominator."""
         raise NotImplementedError
 
+    def row_scale(self, weights: Tensor) -> Tensor:
+        """What each row's residual is multiplied by for case weights w: √w, so that a squared error counts w
+        times (weighted least squares) and Huber's loss takes w as an inverse variance (R's ``rlm``)."""
+        return weights.sqrt()
+
     def at_scale(self, scale: float) -> Loss:
         """The loss for residuals of this scale (a loss without one is its own)."""
         return self
@@ -131,6 +136,10 @@ class QuantileLoss(Loss):
     @property
     def title(self) -> str:
         return f"mean pinball loss (τ = {self.tau:g})"
+
+    def row_scale(self, weights: Tensor) -> Tensor:
+        """w itself: the pinball loss is homogeneous, ρ_τ(w·u) = w·ρ_τ(u) (R's ``rq(weights=)``)."""
+        return weights
 
     def elementwise(self, residual: Tensor) -> Tensor:
         # residual = prediction - target = -u: ρ_τ(u) = max(τ·u, (τ - 1)·u)

@@ -114,13 +114,17 @@ class LinearRegression(L.LightningModule):
         w, b = self.coefficients()
         return x.to(w.dtype) @ w + b
 
-    def loss(self, x: Tensor, y: Tensor, global_size: int | None = None) -> Tensor:
-        """The mean loss, in training units, of the global batch that ``x`` is this process's share of.
+    def loss(self, x: Tensor, y: Tensor, weights: Tensor | None = None, global_size: int | None = None) -> Tensor:
+        """The mean loss, in training units, of the global batch that ``x`` is this process's share of; with
+        case weights, each row's residual times the loss's ``row_scale`` of its weight.
 
         Each rank divides its sum by the global batch size (times the world size, which DDP's gradient averaging
         divides back out), so the averaged gradient is the single-process one whatever the ranks hold.
         """
-        losses = self.objective.elementwise(self._trained_prediction(x) - self._trained_target(y))
+        residual = self._trained_prediction(x) - self._trained_target(y)
+        if weights is not None:
+            residual = residual * self.objective.row_scale(weights).to(residual.dtype)
+        losses = self.objective.elementwise(residual)
         if global_size is None:
             return losses.mean()
         return losses.sum() * (self.trainer.world_size / global_size)
@@ -253,7 +257,7 @@ class LinearRegression(L.LightningModule):
         self._sums = torch.zeros(5, dtype=torch.float64, device=self.device)
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
-        x, y, _ = batch
+        x, y, _, _ = batch
         r = self(x) - y.double()
         shifted = y.double() - self.y_mean  # centred on the training mean: R²'s sums keep their digits
         self._sums += torch.stack(

@@ -93,7 +93,14 @@ def plan_run(data, model) -> Plan:
         from lit_linreg.stats.analysis import huber_scale as pilot
 
         x, y = data.train_rows()
-        huber_scale = pilot(x, y, statistics, model_settings.huber_k, materialize=not data.memory_mapped)
+        huber_scale = pilot(
+            x,
+            y,
+            statistics,
+            model_settings.huber_k,
+            materialize=not data.memory_mapped,
+            weights=data.train_weights(mean_one=True),  # as SGD trains with them
+        )
     plan = make_plan(
         statistics,
         data.n_train,

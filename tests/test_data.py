@@ -135,6 +135,6 @@ def test_chosen_batch_holds_at_least_the_largest_row_leverage():
 def test_evaluation_loaders_cover_each_row_once_in_order():
     data = make(n_samples=70_000, val_fraction=0.5)
     batches = list(data.val_dataloader())
-    assert [len(x) for x, _, _ in batches] == [35_000]  # one batch: evaluation batches are large
-    x, y, size = batches[0]
-    assert torch.equal(x, data.held_out_rows()[0]) and size == 35_000
+    assert [len(x) for x, _, _, _ in batches] == [35_000]  # one batch: evaluation batches are large
+    x, y, weights, size = batches[0]
+    assert torch.equal(x, data.held_out_rows()[0]) and size == 35_000 and weights is None

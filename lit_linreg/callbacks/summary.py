@@ -135,7 +135,8 @@ class RunSummary(L.Callback):
         statistics = data.training_statistics()
         w, b = model.coefficients()
         hp = model.hparams
-        train_loss = _training_loss(x, y, w, b, model)
+        weights, sgd_weights = data.train_weights(), data.train_weights(mean_one=True)
+        train_loss = _training_loss(x, y, w, b, model, sgd_weights)
         analysis, optimum_loss, note = None, None, None
         notes = list(data.notes)
         started = time.perf_counter()
@@ -145,13 +146,13 @@ class RunSummary(L.Callback):
                 analysis = analyse(
                     x, y, model.feature_names, hp.loss, hp.huber_k, self.covariance, resamples, data.hparams.seed,
                     moments=statistics.moments, materialize=not data.memory_mapped, alpha=self.alpha,
-                    quantile=hp.quantile, clusters=data.train_groups() if self.cluster else None,
+                    quantile=hp.quantile, clusters=data.train_groups() if self.cluster else None, weights=weights,
                 )  # fmt: skip
             except TooBig as skipped:
                 note = str(skipped)
             else:
                 optimum = torch.tensor([c.estimate for c in analysis.weights], dtype=torch.float64)
-                optimum_loss = _training_loss(x, y, optimum, analysis.bias.estimate, model)
+                optimum_loss = _training_loss(x, y, optimum, analysis.bias.estimate, model, sgd_weights)
         else:
             note = "exact optimum and inference skipped (--report.optimum false): no convergence verdict"
         analysis_seconds = time.perf_counter() - started
@@ -204,10 +205,18 @@ class RunSummary(L.Callback):
         return most
 
 
-def _training_loss(x: torch.Tensor, y: torch.Tensor, w: torch.Tensor, b: float, model: LinearRegression) -> float:
-    """The mean loss over the rows in training units (as SGD measures it), in float64, for weights in table units."""
+def _training_loss(
+    x: torch.Tensor, y: torch.Tensor, w: torch.Tensor, b: float, model: LinearRegression, weights=None
+) -> float:
+    """The mean loss over the rows in training units (as SGD measures it, case weights included), in float64,
+    for weights and bias in table units."""
     scale = float(model.y_scale)
-    total = 0.0
+    row_scale = None if weights is None else model.objective.row_scale(weights.double())
+    total, start = 0.0, 0
     for xs, ys in row_chunks(x, y):
-        total += float(model.objective.elementwise((xs @ w + b - ys) / scale).sum())
+        residual = (xs @ w + b - ys) / scale
+        if row_scale is not None:
+            residual = residual * row_scale[start : start + len(xs)]
+        total += float(model.objective.elementwise(residual).sum())
+        start += len(xs)
     return total / max(len(x), 1)

@@ -68,6 +68,10 @@ class LinRegDataModule(L.LightningDataModule):
         seed: fixes the data, the held-out split and every epoch's shuffle.
         cluster: a column whose values group the rows (set by ``--report.cluster``): read with the table for
             cluster-robust standard errors, never a feature.
+        weights: a column of positive case weights, never a feature: least squares becomes weighted least
+            squares (statsmodels' ``WLS``, R's ``lm(weights=)``), quantile regression weights each row's pinball
+            loss (R's ``rq(weights=)``), Huber's weights the rows as inverse variances (R's ``rlm(weights=)``);
+            SGD weights the rows the same way. Only their ratios matter (they are scaled to mean 1).
     """
 
     def __init__(
@@ -93,6 +97,7 @@ class LinRegDataModule(L.LightningDataModule):
         passes_per_epoch: int | None = 1,
         seed: int = 42,
         cluster: str | None = None,
+        weights: str | None = None,
     ) -> None:
         super().__init__()
         if batch_size is not None and batch_size < 1:
@@ -108,9 +113,10 @@ class LinRegDataModule(L.LightningDataModule):
         self.csv_format = CsvFormat(delimiter, encoding)
         planted = path is None and target is None
         self.save_hyperparameters(ignore=TABLE_ARGS if planted else PLANTED_ARGS, logger=False)
-        if cluster is not None and (planted or memory_map):
-            where = "--data.memory_map keeps the table on disk" if memory_map else "the planted data has no columns"
-            raise UsageError(f"--report.cluster {cluster} names a column of a table in memory: {where}")
+        for option, column in (("--report.cluster", cluster), ("--data.weights", weights)):
+            if column is not None and (planted or memory_map):
+                where = "--data.memory_map keeps the table on disk" if memory_map else "the planted data has no columns"
+                raise UsageError(f"{option} {column} names a column of a table in memory: {where}")
         if planted:
             source = PlantedPeople(n_samples, true_w, true_b, noise_std, noise_mean, feature_names)
         elif path is None:
@@ -120,7 +126,7 @@ class LinRegDataModule(L.LightningDataModule):
         elif memory_map:  # streamed into the memory-mapped cache, which remembers the columns it made
             source = MemoryMappedTable(path, target, features, categorical, missing, self.csv_format)
         else:
-            source = InMemoryTable.read(path, target, features, categorical, missing, self.csv_format, cluster)
+            source = InMemoryTable.read(path, target, features, categorical, missing, self.csv_format, cluster, weights)
         self._use(source)
 
     @classmethod
@@ -130,7 +136,13 @@ class LinRegDataModule(L.LightningDataModule):
         data = cls(**settings)
         for name in PLANTED_ARGS:
             data.hparams.pop(name, None)
-        data.hparams.update(path=None, missing=getattr(source, "missing", "error"), memory_map=False)
+        data.hparams.update(
+            path=None,
+            missing=getattr(source, "missing", "error"),
+            memory_map=False,
+            weights=getattr(source, "weights", None),
+            cluster=getattr(source, "cluster", None),
+        )
         data._use(source)
         return data
 
@@ -152,6 +164,7 @@ class LinRegDataModule(L.LightningDataModule):
         self.x: Tensor | None = None
         self.y: Tensor | None = None
         self.groups: Tensor | None = None  # each row's cluster (--report.cluster), in the rows' order
+        self.weights: Tensor | None = None  # each row's weight (--data.weights), mean 1 over the training rows
         self.n_rows = self.n_train = self.n_val = 0
         self._y_sum: float | None = None
 
@@ -180,7 +193,7 @@ class LinRegDataModule(L.LightningDataModule):
         hp = self.hparams
         generator = torch.Generator().manual_seed(hp.seed)  # the data, then the held-out split
         rows = self.source.rows(generator)
-        x, y, groups, self._statistics = rows.x, rows.y, rows.groups, rows.statistics
+        x, y, groups, weights, self._statistics = rows.x, rows.y, rows.groups, rows.weights, rows.statistics
         self.notes.extend(rows.notes)
         self.n_rows = len(x)
         self.n_val = round(self.n_rows * hp.val_fraction)
@@ -196,12 +209,25 @@ class LinRegDataModule(L.LightningDataModule):
             order = _held_out_last(len(x), self.n_val, generator)
             x, y = x[order], y[order]
             groups = None if groups is None else groups[order]
-        self.x, self.y, self.groups = x, y, groups
+            weights = None if weights is None else weights[order]
+        if weights is not None:
+            self.notes.append(f"rows weighted by the column {self.hparams.get('weights')!r}")
+        self.x, self.y, self.groups, self.weights = x, y, groups, weights
 
     def train_rows(self) -> tuple[Tensor, Tensor]:
         """The training rows (views, not copies)."""
         self._load()
         return self.x[: self.n_train], self.y[: self.n_train]
+
+    def train_weights(self, mean_one: bool = False) -> Tensor | None:
+        """The training rows' weights as given (None without ``weights``), or scaled to mean 1: what SGD trains
+        with, so that its step sizes mean what they mean unweighted (only the weights' ratios move an optimum;
+        their scale is the unit a new observation's variance is measured in, as in statsmodels' WLS)."""
+        self._load()
+        if self.weights is None:
+            return None
+        weights = self.weights[: self.n_train]
+        return weights / weights.mean() if mean_one else weights
 
     def train_groups(self) -> Tensor | None:
         """The training rows' clusters, coded 0, 1, ... (None without ``--report.cluster``)."""
@@ -235,7 +261,7 @@ class LinRegDataModule(L.LightningDataModule):
             block_rows=self.hparams.shuffle_block_rows,
             passes=self.plan.passes_per_epoch,
         )
-        return BatchLoader(Rows(*self.train_rows()), batches)
+        return BatchLoader(Rows(*self.train_rows(), self.train_weights(mean_one=True)), batches)
 
     def val_dataloader(self) -> DataLoader:
         """The held-out rows; without any, the training rows (``describe_rows`` says which)."""
@@ -260,8 +286,9 @@ class LinRegDataModule(L.LightningDataModule):
 
     def transfer_batch_to_device(self, batch: Batch, device: torch.device, dataloader_idx: int) -> Batch:
         # Lightning's generic version walks the batch as a collection, ~20 µs a step; this one knows its shape.
-        x, y, size = batch
-        return x.to(device, non_blocking=True), y.to(device, non_blocking=True), size
+        x, y, weights, size = batch
+        weights = None if weights is None else weights.to(device, non_blocking=True)
+        return x.to(device, non_blocking=True), y.to(device, non_blocking=True), weights, size
 
     def _evaluation_loader(self, x: Tensor, y: Tensor) -> DataLoader:
         # Under DDP each rank measures its own contiguous slice; the metrics are sums, added across ranks.
@@ -278,6 +305,7 @@ class LinRegDataModule(L.LightningDataModule):
         free, _ = torch.cuda.mem_get_info(device)
         if (self.x.nbytes + self.y.nbytes) < free / 2:
             self.x, self.y = self.x.to(device), self.y.to(device)
+            self.weights = None if self.weights is None else self.weights.to(device)
 
     # ------------------------------------------------------------------------------------------------------------
     # Predict files

@@ -30,6 +30,7 @@ class Rows:
     notes: list[str] = field(default_factory=list)
     statistics: TrainingStatistics | None = None  # computed while the rows were written (memory-mapped)
     groups: Tensor | None = None  # each row's cluster, coded 0, 1, ... (--report.cluster)
+    weights: Tensor | None = None  # each row's weight (--data.weights)
 
 
 class Source(Protocol):
@@ -102,12 +103,21 @@ class InMemoryTable:
     memory_mapped = False
 
     def __init__(
-        self, table, name: str, columns: Columns, missing: str, csv_format: CsvFormat, cluster: str | None = None
+        self,
+        table,
+        name: str,
+        columns: Columns,
+        missing: str,
+        csv_format: CsvFormat,
+        cluster: str | None = None,
+        weights: str | None = None,
     ) -> None:
         self._table = table  # None: read from the file ``name`` when the rows are asked for
         self.name, self.columns, self.missing, self.csv_format = name, columns, missing, csv_format
         self.feature_names, self.target = columns.names, columns.target
-        self.cluster = cluster  # the column grouping the rows for cluster-robust errors, read with them
+        # Columns read with the rows that are not features: the rows' clusters (for cluster-robust errors) and
+        # their weights.
+        self.cluster, self.weights = cluster, weights
 
     @classmethod
     def of(
@@ -120,13 +130,15 @@ class InMemoryTable:
         missing: str,
         csv_format=None,
         cluster: str | None = None,
+        weights: str | None = None,
     ) -> InMemoryTable:
         """An Arrow table's columns chosen and resolved now (text columns' levels found); ``csv_format`` is the
         file's, when it was read from one (the rows are converted from the table as read, not reread)."""
-        features = choose_columns(table.column_names, target, _as_list(features), name, cluster=cluster)
-        table = table.select([*features, target, *([cluster] if cluster is not None else [])])
+        roles = {"--report.cluster": cluster, "--data.weights": weights}
+        features = choose_columns(table.column_names, target, _as_list(features), name, roles=roles)
+        table = table.select([*features, target, *[column for column in (cluster, weights) if column is not None]])
         columns = resolve_columns([table], table.schema, target, features, _as_list(categorical) or [], name)
-        return cls(table, name, columns, missing, csv_format or CsvFormat(), cluster)
+        return cls(table, name, columns, missing, csv_format or CsvFormat(), cluster, weights)
 
     @classmethod
     def read(
@@ -138,21 +150,24 @@ class InMemoryTable:
         missing: str,
         csv_format: CsvFormat,
         cluster: str | None = None,
+        weights: str | None = None,
     ) -> InMemoryTable:
         """A file's table; read now, unless its columns are fully given (by a checkpoint): then when needed."""
         features, categorical = _as_list(features), _as_list(categorical)
         if features is not None and isinstance(categorical, dict):
             columns = Columns(target, list(features), {k: list(v) for k, v in categorical.items()})
-            return cls(None, path, columns, missing, csv_format, cluster)
+            return cls(None, path, columns, missing, csv_format, cluster, weights)
         table = read_file(path, "--data.path", csv_format)
-        return cls.of(table, path, target, features, categorical, missing, csv_format, cluster)
+        return cls.of(table, path, target, features, categorical, missing, csv_format, cluster, weights)
 
     def rows(self, generator: torch.Generator) -> Rows:
         from lit_linreg.data.store import load_design
 
         table, self._table = self._table, None  # handed over: converted a block at a time, then released
-        x, y, notes, groups = load_design(table, self.columns, self.name, self.missing, self.csv_format, self.cluster)
-        return Rows(x, y, notes, groups=groups)
+        x, y, notes, groups, weights = load_design(
+            table, self.columns, self.name, self.missing, self.csv_format, self.cluster, self.weights
+        )
+        return Rows(x, y, notes, groups=groups, weights=weights)
 
 
 class MemoryMappedTable:

@@ -14,23 +14,29 @@ import pyarrow as pa
 import torch
 from torch import Tensor
 
-from lit_linreg.data.table import Columns, CsvFormat, file_format, missing_rows, read_file, to_design
+from lit_linreg.data.table import Columns, CsvFormat, file_format, missing_rows, numeric_column, read_file, to_design
 from lit_linreg.errors import UsageError
 from lit_linreg.runs import fresh_path
 
 
 def load_design(
-    table: pa.Table | None, columns: Columns, path: str, missing: str, csv_format: CsvFormat, cluster: str | None = None
-) -> tuple[Tensor, Tensor, list[str], Tensor | None]:
-    """(X, y, notes, cluster codes or None) in memory, float64, from the table as read (or read now, with the
-    columns given). Each distinct value of the ``cluster`` column (any type) gets a code 0, 1, ...; a missing one
-    is a missing cell.
+    table: pa.Table | None,
+    columns: Columns,
+    path: str,
+    missing: str,
+    csv_format: CsvFormat,
+    cluster: str | None = None,
+    weights: str | None = None,
+) -> tuple[Tensor, Tensor, list[str], Tensor | None, Tensor | None]:
+    """(X, y, notes, cluster codes or None, weights or None) in memory, float64, from the table as read (or read
+    now, with the columns given). Each distinct value of the ``cluster`` column (any type) gets a code 0, 1, ...;
+    ``weights`` must be positive numbers. A missing cell in either is a missing cell of the row.
 
     The table is converted a block of rows at a time into arrays allocated once, each block released as soon as
     it is converted: a 1,000,000 x 10 CSV peaks at about twice its numbers' size, not the four or five that a
     copy of the whole table beside its conversion would take. The caller hands the table over (keeps no reference).
     """
-    extra = [cluster] if cluster is not None else []
+    extra = [name for name in (cluster, weights) if name is not None]
     if table is None:
         table = read_file(path, "--data.path", csv_format, [*columns.features, columns.target, *extra])
     # The missing-cell policy over the whole table at once (``error`` counts every missing cell).
@@ -41,6 +47,18 @@ def load_design(
         labels = table.column(cluster) if keep is None else table.column(cluster).filter(pa.array(keep))
         codes = labels.combine_chunks().dictionary_encode().indices.to_numpy(zero_copy_only=False)
         groups = torch.from_numpy(codes.astype(np.int64))
+    row_weights = None
+    if weights is not None:
+        column = table.column(weights) if keep is None else table.column(weights).filter(pa.array(keep))
+        kept_lines = np.arange(table.num_rows) if keep is None else np.flatnonzero(keep)
+        values = np.array(numeric_column(column, weights, path, lambda row: int(kept_lines[row]) + 2), dtype=np.float64)
+        if not (values > 0).all():
+            row = int(np.flatnonzero(~(values > 0))[0])
+            raise UsageError(
+                f"{path} line {int(kept_lines[row]) + 2}, --data.weights column {weights!r}: {values[row]:g} is not "
+                "a positive weight (leave such rows out of the table)"
+            )
+        row_weights = torch.from_numpy(values)
     x, y = np.empty((rows, len(columns.names))), np.empty(rows)
     batches, first_row, offset = table.to_batches(), 0, 0
     del table
@@ -58,7 +76,7 @@ def load_design(
             out=(x[offset : offset + kept], y[offset : offset + kept]),
         )
         first_row, offset = first_row + block.num_rows, offset + kept
-    return torch.from_numpy(x), torch.from_numpy(y), notes, groups
+    return torch.from_numpy(x), torch.from_numpy(y), notes, groups, row_weights
 
 
 @dataclass

@@ -218,18 +218,21 @@ def choose_columns(
     features: list[str] | None,
     path: str,
     option: str = "--data.path",
-    cluster: str | None = None,
+    roles: dict[str, str | None] | None = None,
 ) -> list[str]:
-    """The feature columns: the ones asked for, or every column but the target (and the ``cluster`` column)."""
+    """The feature columns: the ones asked for, or every column but the target and those with another role
+    (``roles``: the option naming each, ``--data.weights`` or ``--report.cluster``, and its column)."""
     listed = ", ".join(header)
     if target not in header:
         raise UsageError(f"--data.target {target!r} is not a column of {path} (columns: {listed})")
-    if cluster is not None and cluster not in header:
-        raise UsageError(f"--report.cluster {cluster!r} is not a column of {path} (columns: {listed})")
-    if cluster is not None and (cluster == target or (features is not None and cluster in features)):
-        raise UsageError(f"--report.cluster {cluster!r} is the target or a feature: name a column that groups the rows")
+    roles = {option_: name for option_, name in (roles or {}).items() if name is not None}
+    for option_, name in roles.items():
+        if name not in header:
+            raise UsageError(f"{option_} {name!r} is not a column of {path} (columns: {listed})")
+        if name == target or (features is not None and name in features):
+            raise UsageError(f"{option_} {name!r} is the target or a feature: name a column of its own")
     if features is None:
-        features = [name for name in header if name not in (target, cluster)]
+        features = [name for name in header if name != target and name not in roles.values()]
     for name in features:
         if name not in header:
             raise UsageError(f"--data.features names {name!r}, which is not a column of {path} (columns: {listed})")
@@ -415,14 +418,14 @@ def to_design(
                 x[:, j] = codes == k
                 j += 1
         else:
-            x[:, j] = _numeric(column, name, path, line)
+            x[:, j] = numeric_column(column, name, path, line)
             j += 1
     if has_target:
-        y[:] = _numeric(table.column(columns.target), columns.target, path, line)
+        y[:] = numeric_column(table.column(columns.target), columns.target, path, line)
     return x, y, notes, keep
 
 
-def _numeric(column: pa.ChunkedArray, name: str, path: str, line) -> np.ndarray:
+def numeric_column(column: pa.ChunkedArray, name: str, path: str, line) -> np.ndarray:
     """The column as float64 (a read-only view where Arrow allows), each cell checked to be a finite number of a
     size whose squares float64 can sum."""
     kind = column.type

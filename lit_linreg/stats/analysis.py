@@ -80,16 +80,19 @@ def analyse(
     alpha: float = 0.05,
     quantile: float = 0.5,
     clusters: Tensor | None = None,
+    weights: Tensor | None = None,
 ) -> Analysis:
     """The analysis of y ≈ X·w + b under ``loss``, intervals at level 1 - alpha; Huber's threshold is ``huber_k``
     times the residuals' MAD scale, estimated with the fit; the pinball loss's quantile is ``quantile``.
-    ``clusters`` (each row's, coded 0, 1, ...) makes least squares' errors cluster-robust."""
+    ``clusters`` (each row's, coded 0, 1, ...) makes least squares' errors cluster-robust; ``weights`` (positive,
+    one a row) weight every fit, each row's residual multiplied by the loss's ``row_scale`` of its weight."""
     if clusters is not None and loss != "mse":
         raise ValueError(f"cluster-robust standard errors are least squares'; the {loss} fit has none")
     objective = loss_of(loss, huber_k, quantile=quantile)
     moments = moments or Moments.of(x, y)
     design = check_design(moments, names)
-    rows = DesignRows(x, y, moments, design.kept, materialize=materialize)
+    scale = None if weights is None else objective.row_scale(weights.double())
+    rows = DesignRows(x, y, moments, design.kept, materialize=materialize, scale=scale)
     d, n, p = len(names), rows.n, rows.p
     notes: list[str] = []
     if not objective.streams and not materialize and n > STREAMED_LAD_MAX_ROWS:
@@ -103,7 +106,7 @@ def analyse(
         objective = objective.at_scale(1.0)  # every residual is 0, at any scale
     else:
         fit = objective.exact_fit(rows)
-        beta, method = fit.beta, fit.method
+        beta, method = fit.beta, fit.method if weights is None else f"weighted {fit.method}"
         if fit.loss is not None:  # the fit estimated the loss's scale: the loss at the optimum is at that scale
             objective = fit.loss
             scale = fit.loss.scale * (moments.y_std or 1.0)
@@ -124,7 +127,7 @@ def analyse(
         loss=optimum_loss,
         covariance=None,
         interval=None,
-        fit_measure=None if moments.y_std == 0 else _fit_measure(rows, beta, objective),
+        fit_measure=None if moments.y_std == 0 else _fit_measure(rows, beta, objective, weights is not None),
         fit_measure_name=objective.fit_measure_name,
         condition_number=design.condition_number,
         design=design,
@@ -151,12 +154,15 @@ def analyse(
     return analysis
 
 
-def huber_scale(x: Tensor, y: Tensor, statistics, k: float, materialize: bool = True) -> float:
+def huber_scale(
+    x: Tensor, y: Tensor, statistics, k: float, materialize: bool = True, weights: Tensor | None = None
+) -> float:
     """The residuals' MAD scale at the Huber M-estimate of these rows (the table's units): what the analysis will
     find, computed before training so that SGD minimises the same loss."""
     if statistics.moments.y_std == 0:
         return 1.0
-    rows = DesignRows(x, y, statistics.moments, statistics.design.kept, materialize=materialize)
+    scale = None if weights is None else loss_of("huber", k).row_scale(weights.double())
+    rows = DesignRows(x, y, statistics.moments, statistics.design.kept, materialize=materialize, scale=scale)
     fit = loss_of("huber", k).exact_fit(rows)
     return fit.loss.scale * statistics.moments.y_std
 
@@ -202,8 +208,13 @@ def _infer(
         c.low, c.high = float(low[j]), float(high[j])
 
 
-def _fit_measure(rows: DesignRows, beta: Tensor, loss: Loss) -> float | None:
-    """1 - the loss at the optimum / the loss of the best constant (R² for least squares)."""
-    baseline = loss.baseline(rows.t)
+def _fit_measure(rows: DesignRows, beta: Tensor, loss: Loss, weighted: bool = False) -> float | None:
+    """1 - the loss at the optimum / the loss of the best constant (R² for least squares). With case weights the
+    best constant is the weighted fit of the intercept alone (statsmodels' WLS R² for least squares)."""
+    if weighted:
+        constant = DesignRows.from_matrix(rows.matrix()[:, -1:], rows.t, rows)  # the (scaled) intercept alone
+        baseline = mean_loss(constant, loss.exact_fit(constant).beta, loss) * rows.n
+    else:
+        baseline = loss.baseline(rows.t)
     fitted = mean_loss(rows, beta, loss) * rows.n
     return 1 - fitted / baseline if baseline > 0 else None

@@ -26,10 +26,21 @@ class DesignRows:
         moments: their moments (means and standard deviations).
         kept: the columns that enter the fit.
         materialize: build D and t in memory once (n x (len(kept) + 1) float64) instead of per block.
+        scale: each row's factor (case weights as the loss takes them, ``Loss.row_scale``): the rows of D and t
+            are multiplied by it, so that every fit and covariance below is the weighted one.
     """
 
-    def __init__(self, x: Tensor, y: Tensor, moments: Moments, kept: list[int], materialize: bool = True) -> None:
+    def __init__(
+        self,
+        x: Tensor,
+        y: Tensor,
+        moments: Moments,
+        kept: list[int],
+        materialize: bool = True,
+        scale: Tensor | None = None,
+    ) -> None:
         self.x, self.y, self.moments, self.kept = x, y, moments, kept
+        self.scale = None if scale is None else scale.double()
         self.n, self.p = len(x), len(kept) + 1
         self._index = torch.tensor(kept, dtype=torch.long)
         self._mean = moments.x_mean[self._index]
@@ -45,10 +56,10 @@ class DesignRows:
     def from_matrix(cls, d: Tensor, t: Tensor, like: DesignRows) -> DesignRows:
         """Rows already in the coordinates of ``like`` (a bootstrap resample of them, say)."""
         rows = cls.__new__(cls)
-        rows.x = rows.y = None
+        rows.x = rows.y = rows.scale = None  # already scaled, if ``like`` was
         rows.moments, rows.kept, rows._index = like.moments, like.kept, like._index
         rows._mean, rows._std = like._mean, like._std
-        rows.n, rows.p = len(d), like.p
+        rows.n, rows.p = d.shape
         rows._d, rows._t = d, t
         return rows
 
@@ -64,7 +75,11 @@ class DesignRows:
             xs = self.x[start : start + CHUNK_ROWS].index_select(1, self._index).double()
             z = (xs - self._mean) / self._std
             t = (self.y[start : start + CHUNK_ROWS].double() - self.moments.y_mean) / y_std
-            yield torch.cat([z, ones[: len(z)]], 1), t
+            d = torch.cat([z, ones[: len(z)]], 1)
+            if self.scale is not None:
+                factor = self.scale[start : start + CHUNK_ROWS]
+                d, t = d * factor[:, None], t * factor
+            yield d, t
 
     def blocks(self) -> Iterator[tuple[Tensor, Tensor]]:
         """(D, t) a block of rows at a time."""
