@@ -77,7 +77,8 @@ def make_plan(
             lr /= statistics.largest_correlation_eigenvalue()
         lr *= min(1.0, batch_size / statistics.max_leverage)
     # About run_steps(...) steps: at least 8 epochs (every row seen several times), at most 200.
-    epochs = min(200, max(8, math.ceil(run_steps(loss, batch_size) / steps_per_epoch)))
+    steps = run_steps(loss, batch_size, whole_table=batches_a_pass == 1)
+    epochs = min(200, max(8, math.ceil(steps / steps_per_epoch)))
     return Plan(
         batch_size, passes, steps_per_epoch, epochs, lr, lr_schedule, average_tail, standardize, precondition,
         huber_scale,
@@ -120,16 +121,21 @@ def plan_run(data, model) -> Plan:
     return plan
 
 
-def run_steps(loss: str, batch_size: int) -> int:
+def run_steps(loss: str, batch_size: int, whole_table: bool = False) -> int:
     """The run length chosen when no epochs are given: about 2000 SGD steps, 4000 for mae (and any quantile) at
-    batches under 1024 rows.
+    batches under 1024 rows, 8000 when such a batch is the whole table.
 
     A sign gradient (mae) moves by a fixed amount whatever the distance left, and from a few rows it is noisy: at
     2000 steps two public tables with 32-row batches ended 0.6-0.75 standard errors from the optimum, at 4000
     none beyond 0.5 (benchmarks/public_tables.py). From 1024 rows a step, 2000 steps ended within 0.11 on every
     table measured (1M x 10 in benchmarks/bench_peers.py: 0.106), and 4000 would double the fit of a big table.
+    A table that is one batch is tiny, so its steps are cheap, while its few rows leave SGD's last steps large
+    against its standard errors: scotland (32 rows x 8) ended 0.53 Hendricks-Koenker standard errors away after
+    4000 steps, 0.28 after the 6400 that 200 epochs allow.
     """
-    return 4000 if loss_of(loss).sign_gradient and batch_size < 1024 else 2000
+    if not loss_of(loss).sign_gradient or batch_size >= 1024:
+        return 2000
+    return 8000 if whole_table else 4000
 
 
 def auto_batch_size(n_rows: int, statistics: TrainingStatistics, most: int = MOST_ROWS_A_BATCH) -> int:
