@@ -59,6 +59,16 @@ print(lit_linreg.load("diabetes.ckpt").params.equals(result.params))""",
 top = lit_linreg.fit(table, "progression", loss="quantile", quantile=0.9)  # the 90th percentile, not the mean
 print(str(top.summary()).splitlines()[0])
 print(top.conf_int().loc[["bmi", "bp", "ltg"]])""",
+    "weights": """\
+import numpy as np
+
+# Survey weights: say sex 2 is under-sampled, each such patient standing for 1.5; and six blood-pressure bands.
+patients = table.assign(stands_for=np.where(table["sex"] == 2, 1.5, 1.0), band=pd.cut(table["bp"], 6).astype(str))
+weighted = lit_linreg.fit(patients.drop(columns="band"), "progression", weights="stands_for")
+clustered = lit_linreg.fit(patients.drop(columns="stands_for"), "progression", cluster="band")
+both = {"WLS": weighted.params, "OLS": clustered.params, "cluster SE": clustered.bse}
+print(pd.DataFrame(both).round(3).loc[["bmi", "bp", "ltg"]])
+print(clustered.optimum.covariance, "|", clustered.optimum.interval)""",
     "sklearn": """\
 from sklearn.model_selection import cross_val_score
 from sklearn.pipeline import make_pipeline
