@@ -5,7 +5,8 @@
 The study behind issue 17's item 1 (intervals that cover 94-96% from n = 16 with up to one parameter per three
 rows): each candidate's Student t (n - p) intervals at 95% on the designs of ``benchmarks.coverage --part wide``.
 
-- ``powell``: lit_linreg's default (Powell's kernel sandwich, Silverman's bandwidth, times n/(n-p));
+- ``lit_linreg``: its default (Hendricks and Koenker's sandwich, as ``R nid`` with R's bandwidth halving);
+- ``powell``: the default before (Powell's kernel sandwich, Silverman's bandwidth, times n/(n-p));
 - ``iid``: lit_linreg's ``classical`` (statsmodels' ``QuantReg(vcov="iid")``), and that times n/(n-p);
 - ``R iid``: R's ``summary.rq(se = "iid")``: the sparsity as the slope of a median regression of the h + 1
   smallest nonzero residuals, sorted, on their ranks over n - p (Hall–Sheather h), and that times n/(n-p);
@@ -84,6 +85,16 @@ def wild_bootstrap(rows: DesignRows, beta: torch.Tensor, tau: float, resamples: 
     return quantile_regressions(d, d @ beta + weights * adjusted.abs(), tau)
 
 
+def powell(rows: DesignRows, beta: torch.Tensor, tau: float) -> torch.Tensor:
+    """Powell's kernel sandwich, Gaussian kernel, Silverman's bandwidth, times n/(n-p): lit_linreg's default before."""
+    residual = rows.residuals(beta)
+    spread = float(torch.quantile(residual, 0.75) - torch.quantile(residual, 0.25)) / 1.34
+    bandwidth = 0.9 * min(float(residual.std()), spread or float(residual.std())) * rows.n ** (-1 / 5)
+    density = torch.exp(-0.5 * (residual / bandwidth).square()) / (math.sqrt(2 * math.pi) * bandwidth)
+    bread = torch.linalg.inv(rows.gram(density))
+    return rows.n / (rows.n - rows.p) * tau * (1 - tau) * bread @ rows.gram() @ bread
+
+
 def candidates(x: np.ndarray, y: np.ndarray, tau: float, seed: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """(the estimates, constant first, and each candidate's covariance in that order)."""
     n, k = x.shape
@@ -98,11 +109,12 @@ def candidates(x: np.ndarray, y: np.ndarray, tau: float, seed: int) -> tuple[np.
     estimates = (jacobian @ beta + offset).numpy()[order]
     design = np.c_[np.ones(n), x]
     residual = y - design @ estimates
-    iid = table_units(quantile_covariance(rows, beta, "classical", tau))
+    iid = table_units(quantile_covariance(rows, beta, "classical", tau)[0])
     r = r_iid(design, residual, tau)
     correction = n / (n - k - 1)
     return estimates, {
-        "powell": table_units(quantile_covariance(rows, beta, "robust", tau)),
+        "powell": table_units(powell(rows, beta, tau)),
+        "lit_linreg": table_units(quantile_covariance(rows, beta, "robust", tau)[0]),
         "iid": iid,
         "iid n/(n-p)": iid * correction,
         "R iid": r,

@@ -321,3 +321,20 @@ def test_intervals_cover_the_truth_about_95_percent_of_the_time():
     for loss, hits in covered.items():
         # 300 intervals at 95%: a 99.9% binomial band is [0.907, 0.983].
         assert 0.907 <= np.mean(hits) <= 0.983, (loss, np.mean(hits))
+
+
+def test_intervals_cover_about_95_percent_on_a_small_wide_design():
+    """16 rows for 5 parameters, correlated columns, one skewed (``benchmarks/coverage.py --part wide`` in small):
+    100 tables x 5 parameters = 500 intervals a loss, whose 99.9% binomial band at 95% is [0.918, 0.982].
+    Powell's kernel sandwich covered 87-89% on such designs, Huber's plain sandwich 89% (300 tables a setting)."""
+    from benchmarks.coverage import wide_dataset
+
+    rng = np.random.default_rng(16)
+    covered = {"mae": [], "huber": []}
+    for _ in range(100):
+        x, y, truth = wide_dataset(rng, 16, 5, "t3")
+        for loss in covered:
+            a = run(x, y, loss)
+            covered[loss] += [c.low <= t <= c.high for c, t in zip([a.bias, *a.weights], truth, strict=True)]
+    for loss, hits in covered.items():
+        assert 0.918 <= np.mean(hits) <= 0.982, (loss, np.mean(hits))
