@@ -458,7 +458,7 @@ class Regression:
         ``interval``: ``"confidence"`` (for the mean at those rows) or ``"prediction"`` (for a new observation,
         least squares only) adds, at level 1 - ``alpha`` (the fit's by default), the exact optimum's prediction
         (``<target>_estimate``) and the interval around it (``<target>_lower``, ``<target>_upper``): Student's t
-        on ``df_resid`` degrees of freedom with ``cov_params()``, as statsmodels'
+        on ``df_resid`` degrees of freedom (clusters - 1 with clusters) with ``cov_params()``, as statsmodels'
         ``get_prediction(x).summary_frame(alpha)``; a prediction interval adds ``residual_variance``.
         """
         from lit_linreg.inputs import prediction_rows

@@ -93,6 +93,8 @@ def take_settings(checkpoint: dict[str, Any], config, defaults, subcommand: str,
         if saved_table is None:
             config.data["target"], config.data["features"] = model.get("target"), model.get("feature_names")
             config.data["categorical"] = {}
+    if evaluating:  # validate and test measure unweighted, predict needs neither: the columns need not be there
+        config.data["weights"] = config.data["cluster"] = None
     if "seed" in data:
         config["seed_everything"] = data["seed"]
 

@@ -16,7 +16,7 @@ from scipy import optimize
 
 import lit_linreg
 from lit_linreg.api import TABLE_DEFAULTS
-from tests.conftest import CONFIGS, DIABETES, LINNERUD, ROOT, evaluate, fit, read_summary
+from tests.conftest import CONFIGS, DIABETES, LINNERUD, ROOT, evaluate, fit, last_checkpoint, read_summary
 
 # What differs between two runs of the same fit: how long they took.
 TIMINGS = {"fit_seconds", "analysis_seconds"}
@@ -289,6 +289,10 @@ def test_cluster_robust_errors_are_statsmodels_cr1_with_clusters_minus_one_degre
         np.testing.assert_allclose(result.conf_int(alpha).to_numpy(), ols.conf_int(alpha).to_numpy(), rtol=1e-8)
     assert "cluster-robust sandwich (CR1, 15 clusters)" in str(result.summary())
     assert "Student's t, 14 degrees of freedom" in str(result.summary())
+    # A category no row has is not a cluster (G counts the clusters the training rows are in).
+    unused = frame.assign(school=pd.Categorical(frame["school"], categories=[*sorted(set(frame["school"])), "none"]))
+    same = lit_linreg.fit(unused, "y", cluster="school", max_epochs=1)
+    np.testing.assert_allclose(same.bse.to_numpy(), result.bse.to_numpy(), rtol=1e-12)
     # The CLI reads the column with the table (--report.cluster is linked to the data): the same numbers.
     cli = fit(tmp_path, "--config", str(CONFIGS / "csv.yaml"), "--data.path", str(path), "--data.target", "y",
               "--report.cluster", "school", "--trainer.max_epochs", "1")  # fmt: skip
@@ -305,6 +309,8 @@ def test_cluster_robust_errors_are_statsmodels_cr1_with_clusters_minus_one_degre
         (dict(bootstrap=200), "would ignore the clusters"),
         (dict(cluster="nope"), "'nope' is not a column of"),
         (dict(cluster="y"), "is the target or a feature"),
+        (dict(weights="school"), "name the same column 'school'"),
+        (dict(optimum=False), "for the exact optimum's errors: optimum is false"),
     ],
 )
 def test_clusters_are_refused_in_one_line_where_they_are_not_defined(schools, settings, message):
@@ -369,6 +375,10 @@ def test_case_weights_weight_quantile_and_huber_fits_as_r_does(weighted, tmp_pat
               "--trainer.max_epochs", "1")  # fmt: skip
     # (1e-9: the CSV's decimal digits move the fixed point of Huber's scale iterations by ~1e-11.)
     np.testing.assert_allclose(read_summary(cli)["std_errors"]["w"], result.bse.to_numpy()[:-1], rtol=1e-9)
+    # test measures other rows, unweighted: they need no weights column.
+    other = tmp_path / "other.csv"
+    frame.drop(columns="w").to_csv(other, index=False)
+    evaluate(tmp_path, "test", "--ckpt_path", str(last_checkpoint(cli)), "--data.path", str(other))
 
 
 def test_bad_weights_are_refused_in_one_line(weighted, tmp_path):

@@ -116,8 +116,11 @@ class LastCheckpoint(L.Callback):
 
     def _poll(self, trainer: L.Trainer) -> tuple[bool, bool]:
         now, step = time.monotonic(), trainer.global_step
-        seconds_per_step = (now - self._polled_at) / max(step - self._polled_step, 1)
-        every = 1 if self.every_seconds == 0 else max(1, int(POLL_SECONDS / max(seconds_per_step, 1e-9)))
+        if step > self._polled_step:
+            seconds_per_step = (now - self._polled_at) / (step - self._polled_step)
+            every = 1 if self.every_seconds == 0 else max(1, int(POLL_SECONDS / max(seconds_per_step, 1e-9)))
+        else:  # polled again at the same step (an epoch's end after its last batch): no new timing to learn from
+            every = self._poll_every
         flags = torch.tensor([float(self._signalled), float(now - self._saved_at >= self.every_seconds), float(every)])
         if trainer.world_size > 1:  # every rank polls at the same steps, so they can agree
             flags = trainer.strategy.reduce(flags.to(trainer.strategy.root_device), reduce_op="max").cpu()

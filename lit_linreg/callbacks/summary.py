@@ -65,6 +65,8 @@ class RunSummary(L.Callback):
             )
         if cluster is not None and bootstrap:
             raise UsageError(f"--report.cluster {cluster}: a bootstrap of single rows would ignore the clusters")
+        if cluster is not None and not optimum:
+            raise UsageError(f"--report.cluster {cluster} is for the exact optimum's errors: --report.optimum is false")
         resamples = DEFAULT_BOOTSTRAP if bootstrap is True else int(bootstrap)
         if resamples < 0:
             raise UsageError(f"--report.bootstrap must be true, false or a number of resamples >= 0, got {bootstrap}")
@@ -135,7 +137,9 @@ class RunSummary(L.Callback):
         statistics = data.training_statistics()
         w, b = model.coefficients()
         hp = model.hparams
-        weights, sgd_weights = data.train_weights(), data.train_weights(mean_one=True)
+        weights, sgd_weights = (
+            None if w is None else w.cpu() for w in (data.train_weights(), data.train_weights(True))
+        )
         train_loss = _training_loss(x, y, w, b, model, sgd_weights)
         analysis, optimum_loss, note = None, None, None
         notes = list(data.notes)

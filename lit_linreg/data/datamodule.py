@@ -71,7 +71,7 @@ class LinRegDataModule(L.LightningDataModule):
         weights: a column of positive case weights, never a feature: least squares becomes weighted least
             squares (statsmodels' ``WLS``, R's ``lm(weights=)``), quantile regression weights each row's pinball
             loss (R's ``rq(weights=)``), Huber's weights the rows as inverse variances (R's ``rlm(weights=)``);
-            SGD weights the rows the same way. Only their ratios matter (they are scaled to mean 1).
+            SGD weights the rows the same way (scaled to mean 1). ``validate`` and ``test`` measure unweighted.
     """
 
     def __init__(
@@ -164,7 +164,7 @@ class LinRegDataModule(L.LightningDataModule):
         self.x: Tensor | None = None
         self.y: Tensor | None = None
         self.groups: Tensor | None = None  # each row's cluster (--report.cluster), in the rows' order
-        self.weights: Tensor | None = None  # each row's weight (--data.weights), mean 1 over the training rows
+        self.weights: Tensor | None = None  # each row's weight (--data.weights), as given
         self.n_rows = self.n_train = self.n_val = 0
         self._y_sum: float | None = None
 
@@ -230,9 +230,12 @@ class LinRegDataModule(L.LightningDataModule):
         return weights / weights.mean() if mean_one else weights
 
     def train_groups(self) -> Tensor | None:
-        """The training rows' clusters, coded 0, 1, ... (None without ``--report.cluster``)."""
+        """The training rows' clusters, coded 0, 1, ..., G - 1 over the clusters they hold (None without
+        ``--report.cluster``): a cluster with only held-out rows, or a category no row has, is not counted."""
         self._load()
-        return None if self.groups is None else self.groups[: self.n_train]
+        if self.groups is None:
+            return None
+        return torch.unique(self.groups[: self.n_train], return_inverse=True)[1]
 
     def held_out_rows(self) -> tuple[Tensor, Tensor]:
         self._load()

@@ -136,7 +136,8 @@ class InMemoryTable:
         file's, when it was read from one (the rows are converted from the table as read, not reread)."""
         roles = {"--report.cluster": cluster, "--data.weights": weights}
         features = choose_columns(table.column_names, target, _as_list(features), name, roles=roles)
-        table = table.select([*features, target, *[column for column in (cluster, weights) if column is not None]])
+        others = [column for column in (cluster, weights) if column is not None and column not in features]
+        table = table.select([*features, target, *others])
         columns = resolve_columns([table], table.schema, target, features, _as_list(categorical) or [], name)
         return cls(table, name, columns, missing, csv_format or CsvFormat(), cluster, weights)
 

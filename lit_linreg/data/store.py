@@ -36,7 +36,7 @@ def load_design(
     it is converted: a 1,000,000 x 10 CSV peaks at about twice its numbers' size, not the four or five that a
     copy of the whole table beside its conversion would take. The caller hands the table over (keeps no reference).
     """
-    extra = [name for name in (cluster, weights) if name is not None]
+    extra = [name for name in (cluster, weights) if name is not None and name not in columns.features]
     if table is None:
         table = read_file(path, "--data.path", csv_format, [*columns.features, columns.target, *extra])
     # The missing-cell policy over the whole table at once (``error`` counts every missing cell).

@@ -221,15 +221,19 @@ def choose_columns(
     roles: dict[str, str | None] | None = None,
 ) -> list[str]:
     """The feature columns: the ones asked for, or every column but the target and those with another role
-    (``roles``: the option naming each, ``--data.weights`` or ``--report.cluster``, and its column)."""
+    (``roles``: the option naming each, ``--data.weights`` or ``--report.cluster``, and its column). A cluster
+    column may also be a feature when ``features`` names it (fixed effects with errors clustered by them)."""
     listed = ", ".join(header)
     if target not in header:
         raise UsageError(f"--data.target {target!r} is not a column of {path} (columns: {listed})")
     roles = {option_: name for option_, name in (roles or {}).items() if name is not None}
+    if len(set(roles.values())) < len(roles):
+        raise UsageError(f"{' and '.join(roles)} name the same column {next(iter(roles.values()))!r}")
     for option_, name in roles.items():
         if name not in header:
             raise UsageError(f"{option_} {name!r} is not a column of {path} (columns: {listed})")
-        if name == target or (features is not None and name in features):
+        as_feature = option_ != "--report.cluster" and features is not None and name in features
+        if name == target or as_feature:
             raise UsageError(f"{option_} {name!r} is the target or a feature: name a column of its own")
     if features is None:
         features = [name for name in header if name != target and name not in roles.values()]

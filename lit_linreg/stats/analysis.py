@@ -23,7 +23,7 @@ from lit_linreg.stats.rows import DesignRows
 
 EXACT_FIT_TOL = 1e-12  # residuals this small, in standard deviations of the target, are zero
 # Least absolute deviations keeps ~13 float64 values a row (the interior point's vectors): on a table streamed
-# from disk, above this many rows (1.3 GB of them) the exact MAE optimum is skipped.
+# from disk, above this many rows (1.3 GB of them) the exact optimum of mae (and any quantile) is skipped.
 STREAMED_LAD_MAX_ROWS = 10_000_000
 
 
@@ -86,8 +86,10 @@ def analyse(
     times the residuals' MAD scale, estimated with the fit; the pinball loss's quantile is ``quantile``.
     ``clusters`` (each row's, coded 0, 1, ...) makes least squares' errors cluster-robust; ``weights`` (positive,
     one a row) weight every fit, each row's residual multiplied by the loss's ``row_scale`` of its weight."""
-    if clusters is not None and loss != "mse":
-        raise ValueError(f"cluster-robust standard errors are least squares'; the {loss} fit has none")
+    if clusters is not None and (loss != "mse" or bootstrap):
+        raise ValueError("cluster-robust standard errors are least squares' and Student's t's, not a bootstrap's")
+    if weights is not None and not materialize:
+        raise ValueError("case weights need the rows in memory")
     objective = loss_of(loss, huber_k, quantile=quantile)
     moments = moments or Moments.of(x, y)
     design = check_design(moments, names)
@@ -97,8 +99,9 @@ def analyse(
     notes: list[str] = []
     if not objective.streams and not materialize and n > STREAMED_LAD_MAX_ROWS:
         raise TooBig(
-            f"exact MAE optimum and inference skipped: least absolute deviations keeps ~13 values a row in memory "
-            f"({n * 104 / 2**30:.1f} GB for {n} rows), more than this memory-mapped table allows; mse and huber stream"
+            f"exact {objective.name} optimum and inference skipped: quantile regression keeps ~13 values a row in "
+            f"memory ({n * 104 / 2**30:.1f} GB for {n} rows), more than this memory-mapped table allows; mse and "
+            "huber stream"
         )
     if moments.y_std == 0:
         notes.append(f"the target is constant ({moments.y_mean:.6g}): every weight is 0 and nothing can be inferred")
