@@ -7,8 +7,8 @@ In the coordinates of ``DesignRows`` (n rows, p = kept columns + intercept, resi
 - **mae and quantile τ, robust**: Hendricks and Koenker's (1992) sandwich, R's ``summary.rq(se = "nid")``:
   τ(1-τ) H⁻¹ DᵀD H⁻¹ with H = Σ f_i d_i d_iᵀ and f_i = 2h / d_iᵀ(β(τ+h) - β(τ-h)) each row's density at its
   quantile, from the exact fits at τ ± h (Hall–Sheather h). On 16- to 64-row designs with a parameter per 3 to 10
-  rows it covered 93-97.5% where Powell's kernel sandwich (Silverman's bandwidth, times n/(n-p), the default
-  before) covered 83-94% (benchmarks/quantile_candidates.py). Where H is singular, Powell's, named so.
+  rows it covered 92.4-97.8% where Powell's kernel sandwich (Silverman's bandwidth, times n/(n-p), the default
+  before) covered 86.7-95.6% (benchmarks/quantile_candidates.py). Where H is singular, Powell's, named so.
   **classical**: the iid sparsity estimate τ(1-τ)/f̂(0)² (DᵀD)⁻¹ with an Epanechnikov kernel and the
   Hall–Sheather bandwidth at τ, as statsmodels' ``QuantReg(vcov="iid")``.
 - **huber, robust**: the M-estimator sandwich with HC3's leverage correction, B⁻¹MB⁻¹ with B = Σψ'(r_i) d_i d_iᵀ,
@@ -84,8 +84,8 @@ def quantile_covariance(rows: DesignRows, beta: Tensor, kind: str, tau: float) -
         h_inverse = torch.cholesky_inverse(factor)
         name = "Hendricks-Koenker sandwich (local densities from the fits at τ ± h, Hall-Sheather h)"
         return tau * (1 - tau) * h_inverse @ rows.gram() @ h_inverse, name
-    # Too few rows with a positive local density to span the design (not seen in 4,800 small tables in
-    # benchmarks/quantile_candidates.py, but possible): Powell's kernel sandwich, which always has one.
+    # Too few rows with a positive local density to span the design (none of 400 tables of 16 to 64 rows with a
+    # parameter per 3 to 16 rows, but possible): Powell's kernel sandwich, which always has one.
     bandwidth = 0.9 * _spread(residual) * len(residual) ** (-1 / 5)
     gaussian = torch.exp(-0.5 * (residual / bandwidth).square()) / (math.sqrt(2 * math.pi) * bandwidth)
     h_inverse = torch.linalg.inv(rows.gram(gaussian))
