@@ -85,7 +85,7 @@ def quantile_covariance(rows: DesignRows, beta: Tensor, kind: str, tau: float) -
         name = "Hendricks-Koenker sandwich (local densities from the fits at τ ± h, Hall-Sheather h)"
         return tau * (1 - tau) * h_inverse @ rows.gram() @ h_inverse, name
     # Too few rows with a positive local density to span the design (none of 400 tables of 16 to 64 rows with a
-    # parameter per 3 to 16 rows, but possible): Powell's kernel sandwich, which always has one.
+    # parameter per 3 to 6 rows, but possible): Powell's kernel sandwich, which always has one.
     bandwidth = 0.9 * _spread(residual) * len(residual) ** (-1 / 5)
     gaussian = torch.exp(-0.5 * (residual / bandwidth).square()) / (math.sqrt(2 * math.pi) * bandwidth)
     h_inverse = torch.linalg.inv(rows.gram(gaussian))
