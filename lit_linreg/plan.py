@@ -100,7 +100,7 @@ def plan_run(data, model) -> Plan:
             statistics,
             model_settings.huber_k,
             materialize=not data.memory_mapped,
-            weights=data.train_weights(mean_one=True),  # as SGD trains with them
+            case_weights=data.train_weights(mean_one=True),  # as SGD trains with them
         )
     plan = make_plan(
         statistics,

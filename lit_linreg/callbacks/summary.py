@@ -150,7 +150,7 @@ class RunSummary(L.Callback):
                 analysis = analyse(
                     x, y, model.feature_names, hp.loss, hp.huber_k, self.covariance, resamples, data.hparams.seed,
                     moments=statistics.moments, materialize=not data.memory_mapped, alpha=self.alpha,
-                    quantile=hp.quantile, clusters=data.train_groups() if self.cluster else None, weights=weights,
+                    quantile=hp.quantile, clusters=data.train_groups() if self.cluster else None, case_weights=weights,
                 )  # fmt: skip
             except TooBig as skipped:
                 note = str(skipped)

@@ -80,20 +80,20 @@ def analyse(
     alpha: float = 0.05,
     quantile: float = 0.5,
     clusters: Tensor | None = None,
-    weights: Tensor | None = None,
+    case_weights: Tensor | None = None,
 ) -> Analysis:
     """The analysis of y ≈ X·w + b under ``loss``, intervals at level 1 - alpha; Huber's threshold is ``huber_k``
     times the residuals' MAD scale, estimated with the fit; the pinball loss's quantile is ``quantile``.
-    ``clusters`` (each row's, coded 0, 1, ...) makes least squares' errors cluster-robust; ``weights`` (positive,
+    ``clusters`` (each row's, coded 0, 1, ...) makes least squares' errors cluster-robust; ``case_weights`` (positive,
     one a row) weight every fit, each row's residual multiplied by the loss's ``row_scale`` of its weight."""
     if clusters is not None and (loss != "mse" or bootstrap):
         raise ValueError("cluster-robust standard errors are least squares' and Student's t's, not a bootstrap's")
-    if weights is not None and not materialize:
+    if case_weights is not None and not materialize:
         raise ValueError("case weights need the rows in memory")
     objective = loss_of(loss, huber_k, quantile=quantile)
     moments = moments or Moments.of(x, y)
     design = check_design(moments, names)
-    scale = None if weights is None else objective.row_scale(weights.double())
+    scale = None if case_weights is None else objective.row_scale(case_weights.double())
     rows = DesignRows(x, y, moments, design.kept, materialize=materialize, scale=scale)
     d, n, p = len(names), rows.n, rows.p
     notes: list[str] = []
@@ -109,7 +109,7 @@ def analyse(
         objective = objective.at_scale(1.0)  # every residual is 0, at any scale
     else:
         fit = objective.exact_fit(rows)
-        beta, method = fit.beta, fit.method if weights is None else f"weighted {fit.method}"
+        beta, method = fit.beta, fit.method if case_weights is None else f"weighted {fit.method}"
         if fit.loss is not None:  # the fit estimated the loss's scale: the loss at the optimum is at that scale
             objective = fit.loss
             scale = fit.loss.scale * (moments.y_std or 1.0)
@@ -130,7 +130,7 @@ def analyse(
         loss=optimum_loss,
         covariance=None,
         interval=None,
-        fit_measure=None if moments.y_std == 0 else _fit_measure(rows, beta, objective, weights is not None),
+        fit_measure=None if moments.y_std == 0 else _fit_measure(rows, beta, objective, case_weights is not None),
         fit_measure_name=objective.fit_measure_name,
         condition_number=design.condition_number,
         design=design,
@@ -158,13 +158,13 @@ def analyse(
 
 
 def huber_scale(
-    x: Tensor, y: Tensor, statistics, k: float, materialize: bool = True, weights: Tensor | None = None
+    x: Tensor, y: Tensor, statistics, k: float, materialize: bool = True, case_weights: Tensor | None = None
 ) -> float:
     """The residuals' MAD scale at the Huber M-estimate of these rows (the table's units): what the analysis will
     find, computed before training so that SGD minimises the same loss."""
     if statistics.moments.y_std == 0:
         return 1.0
-    scale = None if weights is None else loss_of("huber", k).row_scale(weights.double())
+    scale = None if case_weights is None else loss_of("huber", k).row_scale(case_weights.double())
     rows = DesignRows(x, y, statistics.moments, statistics.design.kept, materialize=materialize, scale=scale)
     fit = loss_of("huber", k).exact_fit(rows)
     return fit.loss.scale * statistics.moments.y_std
