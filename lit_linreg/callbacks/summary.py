@@ -137,8 +137,9 @@ class RunSummary(L.Callback):
         statistics = data.training_statistics()
         w, b = model.coefficients()
         hp = model.hparams
+        # Case weights as given (the analysis) and at mean 1 (as SGD trained), on the CPU with the rows.
         weights, sgd_weights = (
-            None if w is None else w.cpu() for w in (data.train_weights(), data.train_weights(True))
+            None if given is None else given.cpu() for given in (data.train_weights(), data.train_weights(True))
         )
         train_loss = _training_loss(x, y, w, b, model, sgd_weights)
         analysis, optimum_loss, note = None, None, None
