@@ -1,9 +1,10 @@
 """With the table defaults (configs/csv.yaml), the weights SGD prints are the exact optimum's, on public tables.
 
-Small and collinear (Longley: 16 rows, standardized condition number 110; macrodata: 175; star98: 20 columns,
-361), large (randhie: 20,190 rows), the shipped diabetes table, and the two on which mae's sign gradients needed
-more than 2000 steps (scotland: 32 rows x 7, one batch a pass; modechoice: 840 x 5). The bar: every
-weight within 0.5 standard errors of the exact optimum, and the loss within 1% of the optimum's.
+Small and collinear (Longley: 16 rows, standardized condition number 110; star98: 20 columns, 361), large
+(randhie: 20,190 rows), the shipped diabetes table, and the two on which mae's sign gradients needed more than 2000
+steps (scotland: 32 rows x 7, one batch a pass; modechoice: 840 x 5). The bar: every weight within 0.5 standard
+errors of the exact optimum, and the loss within 1% of the optimum's. macrodata, collinear between those two, is
+measured with the other 25 tables by benchmarks/public_tables.py: here its mae run cost 10 s of a 4-minute suite.
 """
 
 import numpy as np
@@ -26,7 +27,6 @@ def statsmodels_table(tmp_path, name: str, target: str, drop: tuple[str, ...] = 
 
 TABLES = {
     "longley": lambda tmp: (statsmodels_table(tmp, "longley", "TOTEMP"), "TOTEMP"),
-    "macrodata": lambda tmp: (statsmodels_table(tmp, "macrodata", "realgdp", ("year", "quarter")), "realgdp"),
     "star98": lambda tmp: (statsmodels_table(tmp, "star98", "NABOVE", ("NBELOW",)), "NABOVE"),
     "randhie": lambda tmp: (statsmodels_table(tmp, "randhie", "mdvis"), "mdvis"),
     "diabetes": lambda tmp: (str(DIABETES), "progression"),
@@ -50,6 +50,6 @@ def test_table_defaults_land_on_the_exact_optimum(tmp_path, table, loss):
     assert verdict["max_distance_se"] < 0.5, (table, loss, verdict)
     assert summary["loss_gap"] < 0.01, (table, loss, summary["loss_gap"])
     assert verdict["converged"] and not [w for w in summary["warnings"] if "has not converged" in w]
-    if table in ("longley", "macrodata", "star98"):
+    if table in ("longley", "star98"):
         assert summary["condition_number"] > 100  # collinear: standardizing alone would not do
     assert np.isfinite(summary["fit_seconds"]) and summary["epochs"] <= 200
