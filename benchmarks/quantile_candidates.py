@@ -26,16 +26,10 @@ from scipy import stats
 from torch import Tensor
 
 from benchmarks.coverage import WIDE, wide_dataset
-from lit_linreg.stats.inference import quantile_covariance
+from lit_linreg.stats.inference import hall_sheather, powell_covariance, quantile_covariance
 from lit_linreg.stats.moments import Moments
 from lit_linreg.stats.optimum import quantile_regression
 from lit_linreg.stats.rows import DesignRows
-
-
-def hall_sheather(n: int, tau: float, alpha: float = 0.05) -> float:
-    x0 = stats.norm.ppf(tau)
-    curvature = 1.5 * stats.norm.pdf(x0) ** 2 / (2 * x0**2 + 1)
-    return n ** (-1 / 3) * stats.norm.ppf(1 - alpha / 2) ** (2 / 3) * curvature ** (1 / 3)
 
 
 def rows_of(x: np.ndarray, y: np.ndarray) -> DesignRows:
@@ -151,16 +145,6 @@ def wild_bootstrap(rows: DesignRows, beta: torch.Tensor, tau: float, resamples: 
     return quantile_regressions(d, d @ beta + weights * adjusted.abs(), tau)
 
 
-def powell(rows: DesignRows, beta: torch.Tensor, tau: float) -> torch.Tensor:
-    """Powell's kernel sandwich, Gaussian kernel, Silverman's bandwidth, times n/(n-p): lit_linreg's default before."""
-    residual = rows.residuals(beta)
-    spread = float(torch.quantile(residual, 0.75) - torch.quantile(residual, 0.25)) / 1.34
-    bandwidth = 0.9 * min(float(residual.std()), spread or float(residual.std())) * rows.n ** (-1 / 5)
-    density = torch.exp(-0.5 * (residual / bandwidth).square()) / (math.sqrt(2 * math.pi) * bandwidth)
-    bread = torch.linalg.inv(rows.gram(density))
-    return rows.n / (rows.n - rows.p) * tau * (1 - tau) * bread @ rows.gram() @ bread
-
-
 def candidates(x: np.ndarray, y: np.ndarray, tau: float, seed: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """(the estimates, constant first, and each candidate's covariance in that order)."""
     n, k = x.shape
@@ -179,7 +163,7 @@ def candidates(x: np.ndarray, y: np.ndarray, tau: float, seed: int) -> tuple[np.
     r = r_iid(design, residual, tau)
     correction = n / (n - k - 1)
     return estimates, {
-        "powell": table_units(powell(rows, beta, tau)),
+        "powell": table_units(powell_covariance(rows, rows.residuals(beta), tau)),
         "lit_linreg": table_units(quantile_covariance(rows, beta, "robust", tau)[0]),
         "iid": iid,
         "iid n/(n-p)": iid * correction,

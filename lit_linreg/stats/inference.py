@@ -86,14 +86,19 @@ def quantile_covariance(rows: DesignRows, beta: Tensor, kind: str, tau: float) -
         return tau * (1 - tau) * h_inverse @ rows.gram() @ h_inverse, name
     # Too few rows with a positive local density to span the design (none of 400 tables of 16 to 64 rows with a
     # parameter per 3 to 6 rows, but possible): Powell's kernel sandwich, which always has one.
-    bandwidth = 0.9 * _spread(residual) * len(residual) ** (-1 / 5)
-    gaussian = torch.exp(-0.5 * (residual / bandwidth).square()) / (math.sqrt(2 * math.pi) * bandwidth)
-    h_inverse = torch.linalg.inv(rows.gram(gaussian))
-    n, p = rows.n, rows.p
     name = (
         "Powell kernel sandwich (Gaussian kernel, Silverman bandwidth, n/(n-p)): the Hendricks-Koenker one was singular"
     )
-    return n / (n - p) * tau * (1 - tau) * h_inverse @ rows.gram() @ h_inverse, name
+    return powell_covariance(rows, residual, tau), name
+
+
+def powell_covariance(rows: DesignRows, residual: Tensor, tau: float) -> Tensor:
+    """Powell's (1991) kernel sandwich τ(1-τ) H⁻¹DᵀDH⁻¹, H = Σ φ(r_i/h)/h d_i d_iᵀ with Silverman's bandwidth,
+    times n/(n-p) for the p rows the exact optimum interpolates (r = 0, the kernel's peak)."""
+    bandwidth = 0.9 * _spread(residual) * len(residual) ** (-1 / 5)
+    gaussian = torch.exp(-0.5 * (residual / bandwidth).square()) / (math.sqrt(2 * math.pi) * bandwidth)
+    h_inverse = torch.linalg.inv(rows.gram(gaussian))
+    return rows.n / (rows.n - rows.p) * tau * (1 - tau) * h_inverse @ rows.gram() @ h_inverse
 
 
 def _local_densities(rows: DesignRows, tau: float) -> Tensor:
@@ -102,7 +107,7 @@ def _local_densities(rows: DesignRows, tau: float) -> Tensor:
     Hall-Sheather h (halved until τ ± h is inside (0, 1)); a non-positive difference counts as density 0."""
     from lit_linreg.stats.optimum import quantile_regression
 
-    h = _hall_sheather(rows.n, tau)
+    h = hall_sheather(rows.n, tau)
     while tau - h <= 0 or tau + h >= 1:
         h /= 2
     above, _ = quantile_regression(rows, tau + h)
@@ -150,7 +155,7 @@ def _residual_sum(rows: DesignRows, beta: Tensor, fn) -> float:
     return sum(float(fn(t - d @ beta).sum()) for d, t in rows.blocks())
 
 
-def _hall_sheather(n: int, tau: float, alpha: float = 0.05) -> float:
+def hall_sheather(n: int, tau: float, alpha: float = 0.05) -> float:
     """Hall and Sheather's (1988) bandwidth, in probability, at the τ-quantile (R's ``bandwidth.rq``)."""
     z, q = scipy_stats.norm.ppf(1 - alpha / 2), scipy_stats.norm.ppf(tau)
     curvature = 1.5 * scipy_stats.norm.pdf(q) ** 2 / (2 * q**2 + 1)
@@ -159,7 +164,7 @@ def _hall_sheather(n: int, tau: float, alpha: float = 0.05) -> float:
 
 def _hall_sheather_bandwidth(residual: Tensor, tau: float) -> float:
     """The Hall–Sheather bandwidth on the residuals' scale, min(sd, IQR/1.34), as statsmodels' ``QuantReg``."""
-    hs = min(_hall_sheather(len(residual), tau), 0.98 * min(tau, 1 - tau))  # tiny n: keep τ ± hs inside (0, 1)
+    hs = min(hall_sheather(len(residual), tau), 0.98 * min(tau, 1 - tau))  # tiny n: keep τ ± hs inside (0, 1)
     width = float(scipy_stats.norm.ppf(tau + hs) - scipy_stats.norm.ppf(tau - hs))
     return width * _spread(residual)
 
