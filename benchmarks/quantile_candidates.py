@@ -5,7 +5,9 @@
 The study behind issue 17's item 1 (intervals that cover 94-96% from n = 16 with up to one parameter per three
 rows): each candidate's Student t (n - p) intervals at 95% on the designs of ``benchmarks.coverage --part wide``.
 
-- ``lit_linreg``: its default (Hendricks and Koenker's sandwich, as ``R nid`` with R's bandwidth halving);
+- ``lit_linreg``: its standard errors (Hendricks and Koenker's sandwich, as ``R nid`` with R's bandwidth
+  halving), whose Student t intervals are its default from 1,001 rows; below that its intervals invert the
+  rank-score test (``lit_linreg.stats.rank_test``), which ``benchmarks.coverage --part wide`` measures;
 - ``powell``: the default before (Powell's kernel sandwich, Silverman's bandwidth, times n/(n-p));
 - ``iid``: lit_linreg's ``classical`` (statsmodels' ``QuantReg(vcov="iid")``), and that times n/(n-p);
 - ``R iid``: R's ``summary.rq(se = "iid")``: the sparsity as the slope of a median regression of the h + 1
@@ -28,7 +30,7 @@ from torch import Tensor
 from benchmarks.coverage import WIDE, wide_dataset
 from lit_linreg.stats.inference import hall_sheather, powell_covariance, quantile_covariance
 from lit_linreg.stats.moments import Moments
-from lit_linreg.stats.optimum import quantile_regression
+from lit_linreg.stats.optimum import batched_frisch_newton, quantile_regression
 from lit_linreg.stats.rows import DesignRows
 
 
@@ -64,67 +66,9 @@ def r_nid(x: np.ndarray, y: np.ndarray, design: np.ndarray, tau: float) -> np.nd
 
 
 def quantile_regressions(design: Tensor, targets: Tensor, tau: float, tolerance: float = 1e-9) -> Tensor:
-    """(B, p): argmin_β Σρ_τ(t_i - d_i·β) for each of B targets (B, n) on one design (n, p), by the
-    Frisch–Newton iterations of ``lit_linreg.stats.optimum._frisch_newton`` run side by side (one batched p x p
-    solve each), each target's iterate frozen once its duality gap is within ``tolerance`` (relative).
-    Interior-point accurate, not moved to a vertex: what a bootstrap's spread needs, at a fraction of B separate
-    fits' cost. A study's tool: a singular Newton system raises, and targets not within ``tolerance`` after 100
-    iterations are returned as they are."""
-    batch, n = targets.shape
-    step_back = 0.99995
-    c = -targets
-    x = torch.full((batch, n), 1 - tau, dtype=torch.float64)
-    s = 1 - x
-    b = (1 - tau) * design.sum(0)
-    y = torch.linalg.solve(design.T @ design, (c @ design).T).T
-    r = c - y @ design.T
-    r = torch.where(r == 0, torch.full_like(r, 1e-3), r)
-    z, w = r.clamp(min=0), (-r).clamp(min=0)
-    active = torch.ones(batch, dtype=torch.bool)
-    for _ in range(100):
-        gap = (c * x).sum(1) - y @ b + w.sum(1)
-        active &= gap > tolerance * (1 + (c * x).sum(1).abs())
-        if not active.any():
-            break
-        q = 1 / (z / x + w / s)
-        r = z - w
-        gram = (q[:, :, None] * design).transpose(1, 2) @ design
-        dy = torch.linalg.solve(gram, (q * r) @ design)
-        dx = q * (dy @ design.T - r)
-        ds = -dx
-        dz = -z * (dx / x + 1)
-        dw = -w * (ds / s + 1)
-        primal = torch.minimum(_bounds(x, dx), _bounds(s, ds))
-        dual = torch.minimum(_bounds(w, dw), _bounds(z, dz))
-        primal, dual = (step_back * primal).clamp(max=1), (step_back * dual).clamp(max=1)
-        # Mehrotra's corrector, centred by mu (applied to every target: a full step needs no centring, and
-        # the corrected direction is as good there)
-        mu = (z * x).sum(1) + (w * s).sum(1)
-        g = ((z + dual[:, None] * dz) * (x + primal[:, None] * dx)).sum(1) + (
-            (w + dual[:, None] * dw) * (s + primal[:, None] * ds)
-        ).sum(1)
-        mu = (mu * (g / mu) ** 3 / (2 * n))[:, None]
-        dxdz, dsdw = dx * dz, ds * dw
-        x_inv, s_inv = 1 / x, 1 / s
-        xi = mu * (x_inv - s_inv)
-        dy = torch.linalg.solve(gram, (q * (r + dxdz - dsdw - xi)) @ design)
-        dx = q * (dy @ design.T + xi - r - dxdz + dsdw)
-        ds = -dx
-        dz = mu * x_inv - z - x_inv * z * dx - dxdz
-        dw = mu * s_inv - w - s_inv * w * ds - dsdw
-        primal = (step_back * torch.minimum(_bounds(x, dx), _bounds(s, ds))).clamp(max=1)
-        dual = (step_back * torch.minimum(_bounds(w, dw), _bounds(z, dz))).clamp(max=1)
-        primal = torch.where(active, primal, 0.0)[:, None]
-        dual = torch.where(active, dual, 0.0)[:, None]
-        x, s = x + primal * dx, s + primal * ds
-        y, w, z = y + dual * dy, w + dual * dw, z + dual * dz
-    return -y
-
-
-def _bounds(v: Tensor, dv: Tensor) -> Tensor:
-    """Per row, the largest step a with v + a·dv >= 0."""
-    ratio = torch.where(dv < 0, -v / dv.clamp(max=-1e-300), torch.full_like(v, 1e20))
-    return ratio.min(1).values
+    """(B, p): the τ-quantile regressions of B targets (B, n) on one design (n, p), interior-point accurate (not
+    moved to a vertex): what a bootstrap's spread needs, at a fraction of B separate fits' cost."""
+    return batched_frisch_newton(design, targets, tau, tolerance)[0]
 
 
 def wild_bootstrap(rows: DesignRows, beta: torch.Tensor, tau: float, resamples: int, seed: int) -> torch.Tensor:

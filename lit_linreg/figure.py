@@ -7,6 +7,8 @@ stay readable. Right: the training loss per epoch against the optimum's.
 
 from __future__ import annotations
 
+import math
+
 import matplotlib
 
 matplotlib.use("Agg")  # files only: no screen needed
@@ -29,12 +31,25 @@ def report_figure(result: Regression, loss_history: list[float]) -> Figure:
     if optimum is not None:
         estimates = [v if v is not None else float("nan") for v in optimum.per_sd]
         errors = None
+        unbounded = False
         if optimum.lower is not None:
             bounds = zip(estimates, optimum.lower[:-1], optimum.upper[:-1], scale, strict=True)  # the bias has none
             pairs = [(e - lo * s, hi * s - e) if lo is not None else (0.0, 0.0) for e, lo, hi, s in bounds]
+            # An unbounded end (a rank-test interval can have one) runs off the plot: far past every finite one.
+            finite = [abs(v) for pair in pairs for v in pair if math.isfinite(v)] + [abs(e) for e in estimates]
+            reach = 100 * max([v for v in finite if math.isfinite(v)] + [1.0])
+            unbounded = any(math.isinf(v) for pair in pairs for v in pair)
+            pairs = [tuple(v if math.isfinite(v) else reach for v in pair) for pair in pairs]
             errors = [[below for below, _ in pairs], [above for _, above in pairs]]
         label = "exact optimum" + (f" with {level(result.alpha)} interval" if errors else "")
+        label += " (to the edge: unbounded)" if unbounded else ""
         effects.errorbar(estimates, rows, xerr=errors, fmt="s", color="tab:green", capsize=4, label=label, ms=6)
+        if unbounded:
+            ends = [e + side * v for e, pair in zip(estimates, pairs, strict=True) for side, v in zip((-1, 1), pair)]
+            shown = [v for v in ends if abs(v) < reach / 2] + [e for e in estimates if math.isfinite(e)]
+            low, high = min(shown + [0.0]), max(shown + [0.0])
+            pad = 0.1 * (high - low or 1.0)
+            effects.set_xlim(low - pad, high + pad)
     learned = [w * s for w, s in zip(result.learned[:-1], scale, strict=True)]
     effects.scatter(learned, rows, marker="o", s=30, color="tab:blue", label="learned by SGD", zorder=4)
     if result.truth is not None:

@@ -199,14 +199,16 @@ class Regression:
 
     @property
     def pvalues(self) -> pd.Series:
-        """Two-sided p-values of the t statistics (Student's t on ``df_resid`` degrees of freedom, or clusters - 1)."""
+        """Two-sided p-values of the t statistics (Student's t on ``df_resid`` degrees of freedom, or clusters - 1),
+        or of the rank-score test where the intervals invert it (quantiles below 1,001 rows)."""
         return self._series(self._inferred("pvalues").p_values, "pvalues")
 
     def conf_int(self, alpha: float | None = None) -> pd.DataFrame:
         """The (1 - alpha) intervals, columns ``lower`` and ``upper``; ``alpha`` defaults to the fit's.
 
-        At the fit's own level they are the report's (bootstrap percentiles when it bootstrapped); at another,
-        Student's t with the same standard errors and degrees of freedom (a bootstrap's draws are not kept).
+        At the fit's own level they are the report's (bootstrap percentiles when it bootstrapped, the rank-score
+        test's inversion for quantiles below 1,001 rows); at another, Student's t with the same standard errors and
+        degrees of freedom, where the report's were those (a bootstrap's draws and the test's rows are not kept).
         """
         optimum = self._inferred("conf_int")
         alpha = self.alpha if alpha is None else alpha
@@ -404,8 +406,8 @@ class Regression:
                 std_errors=joined(summary.get("std_errors")),
                 t_values=joined(summary.get("t_values")),
                 p_values=joined(summary.get("p_values")),
-                lower=None if bounds is None else [None if b is None else b[0] for b in bounds],
-                upper=None if bounds is None else [None if b is None else b[1] for b in bounds],
+                lower=None if bounds is None else [_end(b, 0) for b in bounds],
+                upper=None if bounds is None else [_end(b, 1) for b in bounds],
                 covariance=None if intervals is None else intervals["covariance"],
                 interval=None if intervals is None else intervals["method"],
                 cov_params=summary.get("cov_params"),
@@ -597,6 +599,14 @@ def _shift(value: float, error: float | None, quantile: float) -> float | None:
 
 def _nan(values: list | None) -> list[float]:
     return [math.nan if v is None else v for v in values] if values is not None else []
+
+
+def _end(bounds: list | None, side: int) -> float | None:
+    """One end of a saved interval: None for a column left out; a fitted parameter's null end is unbounded (a
+    rank-test interval can be), which JSON cannot write."""
+    if bounds is None:
+        return None
+    return (-math.inf, math.inf)[side] if bounds[side] is None else bounds[side]
 
 
 def _json_safe(value):

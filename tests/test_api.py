@@ -400,11 +400,15 @@ def test_bad_weights_are_refused_in_one_line(weighted, tmp_path):
     assert dropped.nobs == 149
 
 
-def test_a_bootstrap_result_refuses_another_level_rather_than_invent_it(regions):
+@pytest.mark.parametrize(
+    ("settings", "method"), [({"bootstrap": 100}, "percentile bootstrap"), ({"loss": "mae"}, "rank-score test")]
+)
+def test_intervals_not_from_a_standard_error_refuse_another_level_rather_than_invent_it(regions, settings, method):
+    """A bootstrap's draws are not kept, nor the rank-score test's rows: another level needs a refit."""
     frame, _ = regions
-    result = lit_linreg.fit(frame, "y", missing="drop", max_epochs=1, bootstrap=100)
+    result = lit_linreg.fit(frame, "y", missing="drop", max_epochs=1, **settings)
     assert result.conf_int().shape == (4, 2)
-    with pytest.raises(ValueError, match="percentile bootstrap"):
+    with pytest.raises(ValueError, match=method):
         result.conf_int(0.1)
 
 

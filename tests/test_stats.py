@@ -224,6 +224,47 @@ def test_robust_quantile_errors_are_hendricks_koenkers_sandwich(loss, tau):
     assert ours.covariance.startswith("Hendricks-Koenker sandwich")
 
 
+def rank_score_statistic(design, y, j, tau, b):
+    """The regression rank-score test of θ_j = b (Gutenbrunner et al., 1993), restated with HiGHS's LP for the
+    rank scores: max (y - b·x_j)ᵀa s.t. Zᵀa = (1 - τ)Zᵀ1, 0 <= a <= 1, Z the other columns."""
+    others, column = np.delete(design, j, 1), design[:, j]
+    residual = column - others @ np.linalg.lstsq(others, column, rcond=None)[0]
+    scores = optimize.linprog(-(y - b * column), A_eq=others.T, b_eq=(1 - tau) * others.sum(0), bounds=(0, 1)).x
+    return residual @ (scores - (1 - tau)) / np.sqrt(tau * (1 - tau) * residual @ residual)
+
+
+@pytest.mark.parametrize(("loss", "tau", "weighted"), [("mae", 0.5, False), ("quantile", 0.25, True)])
+def test_quantile_intervals_below_1001_rows_invert_the_rank_score_test(loss, tau, weighted):
+    """R's summary.rq default, with the normal's cutoff: {b : |T(b)| <= z}. Each end is where the test, restated above, starts to
+    reject, within the 1e-4 standard errors the search promises; the p-values are the test's at 0 (to 1e-6: the
+    interior point's rank scores are accurate to its 1e-9 duality gap). Columns in wildly different units test
+    the map to the table's units; case weights multiply the rows as R's rq(weights =) does."""
+    x, y = table(60, seed=4)
+    case_weights = np.random.default_rng(5).uniform(0.2, 3, 60) if weighted else np.ones(60)
+    ours = run(x, y, loss, quantile=tau, case_weights=torch.tensor(case_weights) if weighted else None)
+    assert ours.interval.startswith("inversion of the rank-score test")
+    design, target = sm.add_constant(x) * case_weights[:, None], y * case_weights
+    cutoff = stats.norm.ppf(0.975)
+    for j, c in enumerate([ours.bias, *ours.weights]):
+        margin = 1e-4 * c.std_error
+        for end, outwards in ((c.low, -1), (c.high, 1)):
+            assert abs(rank_score_statistic(design, target, j, tau, end - outwards * margin)) <= cutoff
+            assert abs(rank_score_statistic(design, target, j, tau, end + outwards * margin)) > cutoff
+        at_zero = rank_score_statistic(design, target, j, tau, 0.0)
+        assert c.p_value == pytest.approx(2 * stats.norm.sf(abs(at_zero)), abs=1e-6)
+        assert c.low < c.estimate < c.high
+
+
+def test_from_1001_rows_quantile_intervals_are_the_sandwichs_student_t():
+    """Where R's summary.rq switches to the nid sandwich, so does the default (the rank search's cost grows with
+    n·p² an LP)."""
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=(1001, 1))
+    y = x[:, 0] + rng.standard_t(3, 1001)
+    assert run(x, y, "mae").interval == "Student's t, 999 degrees of freedom"
+    assert run(x[:1000], y[:1000], "mae").interval.startswith("inversion of the rank-score test")
+
+
 def test_nist_longley_certified_least_squares():
     """NIST StRD's Longley: 6 collinear columns; the certified values have 15 digits."""
     data = sm.datasets.longley.load_pandas().data

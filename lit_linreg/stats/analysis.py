@@ -14,11 +14,12 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from lit_linreg.losses import Loss, loss_of
+from lit_linreg.losses import Loss, QuantileLoss, loss_of
 from lit_linreg.stats.design import DesignCheck, check_design
 from lit_linreg.stats.inference import bootstrap_fits, cluster_robust_covariance, t_statistics
 from lit_linreg.stats.moments import Moments
 from lit_linreg.stats.optimum import mean_loss
+from lit_linreg.stats.rank_test import RANK_TEST_MAX_ROWS, RANK_TEST_NAME, rank_test_intervals
 from lit_linreg.stats.rows import DesignRows
 
 EXACT_FIT_TOL = 1e-12  # residuals this small, in standard deviations of the target, are zero
@@ -204,11 +205,28 @@ def _infer(
         fits = bootstrap_fits(rows, loss, bootstrap, seed, d)
         low, high = torch.quantile(fits, torch.tensor([alpha / 2, 1 - alpha / 2], dtype=torch.float64), dim=0)
         analysis.interval = f"percentile bootstrap, {bootstrap} resamples of the rows"
+    elif _rank_test_applies(loss, rows, covariance_kind, clusters):
+        low, high, p_value = rank_test_intervals(rows, jacobian, offset, theta, std_error, loss.tau, alpha)
+        analysis.interval = RANK_TEST_NAME
     for j, c in enumerate([*analysis.weights, analysis.bias]):
         if not c.fitted:
             continue
         c.std_error, c.statistic, c.p_value = float(std_error[j]), float(statistic[j]), float(p_value[j])
         c.low, c.high = float(low[j]), float(high[j])
+
+
+def _rank_test_applies(loss: Loss, rows: DesignRows, covariance_kind: str, clusters: Tensor | None) -> bool:
+    """Quantile regression's default intervals below 1,001 rows, as R's: the rank-score test's (its sandwich
+    gives the standard errors, and the intervals and p-values from there on). It needs the rows in memory and a
+    column besides the intercept (R's too)."""
+    return (
+        isinstance(loss, QuantileLoss)
+        and covariance_kind == "robust"
+        and clusters is None
+        and rows.n <= RANK_TEST_MAX_ROWS
+        and rows.p > 1
+        and rows.matrix() is not None
+    )
 
 
 def _fit_measure(rows: DesignRows, beta: Tensor, loss: Loss, weighted: bool = False) -> float | None:

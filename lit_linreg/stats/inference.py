@@ -18,7 +18,8 @@ In the coordinates of ``DesignRows`` (n rows, p = kept columns + intercept, resi
 With clusters (least squares): CR1, G/(G-1)·(n-1)/(n-p)·(DᵀD)⁻¹[Σ_g s_g s_gᵀ](DᵀD)⁻¹, s_g the cluster's score sum.
 
 Test statistics are β/SE, with p-values and (1 - alpha) intervals from Student's t with n - p degrees of freedom
-(G - 1 with G clusters, as statsmodels' ``use_t``).
+(G - 1 with G clusters, as statsmodels' ``use_t``), except for quantiles below 1,001 rows, whose intervals and
+p-values invert the rank-score test (``stats.rank_test``).
 The bootstrap (optional) refits the exact optimum on rows drawn with replacement: percentile intervals.
 """
 
