@@ -45,7 +45,7 @@ def report_figure(result: Regression, loss_history: list[float]) -> Figure:
         label += " (to the edge: unbounded)" if unbounded else ""
         effects.errorbar(estimates, rows, xerr=errors, fmt="s", color="tab:green", capsize=4, label=label, ms=6)
         if unbounded:
-            ends = [e + side * v for e, pair in zip(estimates, pairs, strict=True) for side, v in zip((-1, 1), pair)]
+            ends = [end for e, (below, above) in zip(estimates, pairs, strict=True) for end in (e - below, e + above)]
             shown = [v for v in ends if abs(v) < reach / 2] + [e for e in estimates if math.isfinite(e)]
             low, high = min(shown + [0.0]), max(shown + [0.0])
             pad = 0.1 * (high - low or 1.0)

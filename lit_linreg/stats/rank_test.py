@@ -11,8 +11,9 @@ interval is {b : |T(b)| <= z_{1-α/2}}, and the p-value of θ_j = 0 is the same 
 when 0 is outside. (R refers T to Student's t on n - p degrees of freedom, ``tcrit = TRUE``: wider, that covered
 96.6% on the 16-row, 3-parameter design of ``benchmarks/coverage.py --part wide``, where the normal covers 94.1%.)
 
-T falls as b grows and is a step function of b: each end is found by a search that cuts its bracket 8-fold a
-round (a round is one batched interior point for every end at once), to 1e-4 of the standard error. R follows
+T falls as b grows and is a step function of b: each end is found by a search that tries up to 15 points a
+round (a round is one batched interior point for every end at once), to 1/1000 of the sandwich's
+half-width (2e-3 standard errors at 95%). R follows
 the steps exactly by parametric programming and interpolates between the two either side of the cutoff: its ends
 differ from these by less than a step. An end is infinite when |T| stays within the cutoff however far b goes
 (about one interval in fifty on 16 rows).
@@ -93,37 +94,45 @@ def _statistics(tests: list[_Test], at: Tensor) -> Tensor:
     return (residuals * (scores.view(*at.shape, -1) - (1 - tau))).sum(2) / scales
 
 
-# Points tried at once on each side: the bracket shrinks 8-fold a round (a round is one batched interior point,
-# whose cost hardly grows with the batch on small tables, so 7 points take 3 times fewer rounds than halving).
-POINTS = 7
+# A round is one batched interior point over every end still open, K points each. Its cost is a fixed ~25
+# iterations of small-tensor overhead plus ~2 ns an element of the (ends x K, n) arrays: on small tables K = 15
+# points cost little more than one and cut a bracket 16-fold (4 times fewer rounds than halving); on large ones
+# halving does the least arithmetic. K is chosen so the arrays stay about the overhead's size.
+BATCH_ELEMENTS = 8000
+MAX_POINTS = 15
 
 
 def _boundary(tests: list[_Test], theta: Tensor, spread: Tensor, cutoff: float, direction: Tensor) -> Tensor:
     """Each test's interval end on its side ``direction`` (+1 upper, -1 lower): the last b, going out from the
     estimate, where |T(b)| <= cutoff (±inf where it never leaves). T is monotone in b, so the points where the
     test rejects lie beyond those where it does not."""
-    unit = direction * cutoff * spread.clamp(min=1e-12 * (1 + float(theta.abs().max())))
+    n = len(tests[0].target)
+    points = max(1, min(MAX_POINTS, BATCH_ELEMENTS // (len(tests) * n)))
+    fractions = torch.arange(1, points + 1, dtype=torch.float64) / points
+    unit = direction * cutoff * spread.clamp(min=1e-12 * (1 + float(theta.abs().max())))  # the sandwich's reach
     inside, outside = theta.clone(), torch.full_like(theta, math.nan)
     found = torch.zeros(len(tests), dtype=torch.bool)
-    # Out from the estimate at 1/4 to 16 times the sandwich's half-width, then 2^7 times further each round,
-    # until the test rejects: 6 rounds reach 10^11 half-widths.
-    multiples = 2.0 ** torch.arange(-2, POINTS - 2, dtype=torch.float64)
-    for round_ in range(6):
+    # Out from the estimate until the test rejects, round r spanning (g_r, g_r+1] reaches of the sandwich's
+    # interval, g = 0, 2, 4, 16, 128, ... (each 2^r times the last): 9 rounds reach 10^11.
+    reach = 0.0
+    for round_ in range(9):
         pending = (~found).nonzero().squeeze(1)
         if len(pending) == 0:
             break
-        points = theta[pending, None] + unit[pending, None] * multiples * 2.0 ** (POINTS * round_)
-        inside, outside, found = _narrow(tests, pending, points, cutoff, inside, outside, found)
-    # Then cut each bracket [inside, outside] into 8 until it is within 1e-4 of the standard error: 1/40,000 of
-    # the interval's width.
-    precision = 1e-4 * unit.abs() / cutoff
+        further = 2.0 if round_ == 0 else reach * (2.0**round_ - 1)
+        tried = theta[pending, None] + unit[pending, None] * (reach + further * fractions)
+        inside, outside, found = _narrow(tests, pending, tried, cutoff, inside, outside, found)
+        reach += further
+    # Then cut each bracket [inside, outside] into points + 1 until it is within 1/1000 of the sandwich's reach
+    # (2e-3 standard errors at 95%), where T's steps are ~1/√n of it.
+    precision = 1e-3 * unit.abs()
+    within = torch.arange(1, points + 1, dtype=torch.float64) / (points + 1)
     while True:
         pending = (found & ((outside - inside).abs() > precision)).nonzero().squeeze(1)
         if len(pending) == 0:
             break
-        fractions = torch.arange(1, POINTS + 1, dtype=torch.float64) / (POINTS + 1)
-        points = inside[pending, None] + (outside - inside)[pending, None] * fractions
-        inside, outside, found = _narrow(tests, pending, points, cutoff, inside, outside, found)
+        tried = inside[pending, None] + (outside - inside)[pending, None] * within
+        inside, outside, found = _narrow(tests, pending, tried, cutoff, inside, outside, found)
     return torch.where(found, (inside + outside) / 2, direction * math.inf)
 
 
@@ -133,7 +142,7 @@ def _narrow(
     """Tests ``pending`` at ``points`` (ordered outwards, one row each): the last point not rejected becomes the
     inside end and the first rejected the outside one."""
     rejects = _statistics([tests[i] for i in pending.tolist()], points).abs() > cutoff
-    first = torch.where(rejects.any(1), rejects.double().argmax(1), points.shape[1])  # POINTS: none rejected
+    first = torch.where(rejects.any(1), rejects.double().argmax(1), points.shape[1])  # none rejected: past the end
     inside, outside, found = inside.clone(), outside.clone(), found.clone()
     rows = torch.arange(len(pending))
     accepted = first > 0
