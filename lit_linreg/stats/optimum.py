@@ -195,9 +195,7 @@ def batched_frisch_newton(
         ds = -dx
         dz = -z * (dx / x + 1)
         dw = -w * (ds / s + 1)
-        primal = torch.minimum(_bounds(x, dx), _bounds(s, ds))
-        dual = torch.minimum(_bounds(w, dw), _bounds(z, dz))
-        primal, dual = (step_back * primal).clamp(max=1), (step_back * dual).clamp(max=1)
+        primal, dual = _steps(x, dx, s, ds, w, dw, z, dz, step_back)
         # Mehrotra's corrector, centred by mu, for every problem (a full step needs no centring, and the
         # corrected direction is as good there)
         mu = (z * x).sum(1) + (w * s).sum(1)
@@ -212,8 +210,7 @@ def batched_frisch_newton(
         ds = -dx
         dz = mu * x_inv - z - x_inv * z * dx - dxdz
         dw = mu * s_inv - w - s_inv * w * ds - dsdw
-        primal = (step_back * torch.minimum(_bounds(x, dx), _bounds(s, ds))).clamp(max=1)
-        dual = (step_back * torch.minimum(_bounds(w, dw), _bounds(z, dz))).clamp(max=1)
+        primal, dual = _steps(x, dx, s, ds, w, dw, z, dz, step_back)
         primal = torch.where(active, primal, 0.0)[:, None]
         dual = torch.where(active, dual, 0.0)[:, None]
         x, s = x + primal * dx, s + primal * ds
@@ -221,9 +218,17 @@ def batched_frisch_newton(
     return -y, x
 
 
-def _bounds(v: Tensor, dv: Tensor) -> Tensor:
-    """Per problem (row), the largest step a with v + a·dv >= 0 (1e20 when nothing falls)."""
-    return torch.where(dv < 0, -v / dv.clamp(max=-1e-300), 1e20).min(1).values
+def _steps(
+    x: Tensor, dx: Tensor, s: Tensor, ds: Tensor, w: Tensor, dw: Tensor, z: Tensor, dz: Tensor, step_back: float
+) -> tuple[Tensor, Tensor]:
+    """Per problem (row), the primal and dual step lengths: step_back times the largest step a keeping x + a·dx,
+    s + a·ds (primal) and w + a·dw, z + a·dz (dual) non-negative, at most 1. One stacked minimum for all four:
+    on small tables each tensor operation's overhead is most of an iteration's cost."""
+    v = torch.stack([x, s, w, z])  # (4, problems, n)
+    dv = torch.stack([dx, ds, dw, dz])
+    ratio = torch.where(dv < 0, -v / dv.clamp(max=-1e-300), 1e20).amin(2)  # (4, problems)
+    largest = torch.minimum(ratio[0::2], ratio[1::2]) * step_back  # (primal, dual) x problems
+    return largest[0].clamp(max=1), largest[1].clamp(max=1)
 
 
 def _bound(v: Tensor, dv: Tensor) -> float:
