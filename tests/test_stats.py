@@ -236,7 +236,7 @@ def rank_score_statistic(design, y, j, tau, b):
 @pytest.mark.parametrize(("loss", "tau", "weighted"), [("mae", 0.5, False), ("quantile", 0.25, True)])
 def test_quantile_intervals_below_1001_rows_invert_the_rank_score_test(loss, tau, weighted):
     """R's summary.rq default, with the normal's cutoff: {b : |T(b)| <= z}. Each end is where the test, restated
-    above, starts to reject, within the 2e-3 standard errors the search promises; the p-values are the test's at 0
+    above, starts to reject, within the 4e-3 standard errors the search promises; the p-values are the test's at 0
     (to 1e-6: the interior point's rank scores are accurate to its 1e-9 duality gap). Columns in wildly different
     units test the map to the table's units; case weights multiply the rows as R's rq(weights =) does."""
     x, y = table(60, seed=4)
@@ -246,7 +246,7 @@ def test_quantile_intervals_below_1001_rows_invert_the_rank_score_test(loss, tau
     design, target = sm.add_constant(x) * case_weights[:, None], y * case_weights
     cutoff = stats.norm.ppf(0.975)
     for j, c in enumerate([ours.bias, *ours.weights]):
-        margin = 2e-3 * c.std_error
+        margin = 4e-3 * c.std_error
         for end, outwards in ((c.low, -1), (c.high, 1)):
             assert abs(rank_score_statistic(design, target, j, tau, end - outwards * margin)) <= cutoff
             assert abs(rank_score_statistic(design, target, j, tau, end + outwards * margin)) > cutoff

@@ -13,11 +13,10 @@ when 0 is outside. (R refers T to Student's t on n - p degrees of freedom, ``tcr
 wide``, where the normal covers 94.1% and 95.5%.)
 
 T falls as b grows and is a step function of b: each end is found by a search that tries up to 15 points a
-round (a round is one batched interior point for every end at once), to 1/1000 of the sandwich's
-half-width (2e-3 standard errors at 95%). R follows
-the steps exactly by parametric programming and interpolates between the two either side of the cutoff: its ends
-differ from these by less than a step. An end is infinite when |T| stays within the cutoff however far b goes
-(about one interval in fifty on 16 rows).
+round (a round is one batched interior point for every end at once), to 1/500 of the sandwich's half-width (4e-3
+standard errors at 95%). R follows the steps exactly by parametric programming and interpolates between the two
+either side of the cutoff: its ends differ from these by less than a step. An end is infinite when |T| stays
+within the cutoff however far b goes (about one interval in fifty on 16 rows).
 """
 
 from __future__ import annotations
@@ -55,10 +54,9 @@ def rank_test_intervals(
     estimates, spread = theta[fitted], std_error[fitted]
     # Both ends of every interval in one search: each round is one batched interior point.
     ones = torch.ones(len(tests), dtype=torch.float64)
-    ends = _boundary(tests + tests, estimates.repeat(2), spread.repeat(2), cutoff, torch.cat([ones, -ones]))
+    ends, at_zero = _boundary(tests + tests, estimates.repeat(2), spread.repeat(2), cutoff, torch.cat([ones, -ones]))
     upper, lower = ends[: len(tests)], ends[len(tests) :]
-    at_zero = _statistics(tests, torch.zeros(len(tests), 1, dtype=torch.float64)).squeeze(1)
-    p_value = torch.from_numpy(2 * scipy_stats.norm.sf(at_zero.abs().numpy()))
+    p_value = torch.from_numpy(2 * scipy_stats.norm.sf(at_zero[: len(tests)].abs().numpy()))
     out = [torch.full((len(fitted),), math.nan, dtype=torch.float64) for _ in range(3)]
     for full, part in zip(out, (lower, upper, p_value), strict=True):
         full[fitted] = part
@@ -103,10 +101,15 @@ BATCH_ELEMENTS = 8000
 MAX_POINTS = 15
 
 
-def _boundary(tests: list[_Test], theta: Tensor, spread: Tensor, cutoff: float, direction: Tensor) -> Tensor:
-    """Each test's interval end on its side ``direction`` (+1 upper, -1 lower): the last b, going out from the
-    estimate, where |T(b)| <= cutoff (±inf where it never leaves). T is monotone in b, so the points where the
-    test rejects lie beyond those where it does not."""
+def _boundary(
+    tests: list[_Test], theta: Tensor, spread: Tensor, cutoff: float, direction: Tensor
+) -> tuple[Tensor, Tensor]:
+    """(each test's interval end on its side ``direction`` (+1 upper, -1 lower), T at 0 for each test).
+
+    The end is the last b, going out from the estimate, where |T(b)| <= cutoff (±inf where it never leaves). T is
+    monotone in b, so the points where the test rejects lie beyond those where it does not. T(0), the p-value's,
+    rides along in the first round.
+    """
     n = len(tests[0].target)
     points = max(1, min(MAX_POINTS, BATCH_ELEMENTS // (len(tests) * n)))
     fractions = torch.arange(1, points + 1, dtype=torch.float64) / points
@@ -114,35 +117,40 @@ def _boundary(tests: list[_Test], theta: Tensor, spread: Tensor, cutoff: float, 
     inside, outside = theta.clone(), torch.full_like(theta, math.nan)
     found = torch.zeros(len(tests), dtype=torch.bool)
     # Out from the estimate until the test rejects, round r spanning (g_r, g_r+1] reaches of the sandwich's
-    # interval, g = 0, 2, 4, 16, 128, ... (each 2^r times the last): 9 rounds reach 10^11.
+    # interval, g = 0, 4, 8, 32, 256, ... (each 2^r times the last): 9 rounds reach 10^11.
     reach = 0.0
     for round_ in range(9):
         pending = (~found).nonzero().squeeze(1)
         if len(pending) == 0:
             break
-        further = 2.0 if round_ == 0 else reach * (2.0**round_ - 1)
+        further = 4.0 if round_ == 0 else reach * (2.0**round_ - 1)
         tried = theta[pending, None] + unit[pending, None] * (reach + further * fractions)
-        inside, outside, found = _narrow(tests, pending, tried, cutoff, inside, outside, found)
+        if round_ == 0:
+            statistics = _statistics(tests, torch.cat([tried, torch.zeros(len(tests), 1, dtype=tried.dtype)], 1))
+            statistics, at_zero = statistics[:, :-1], statistics[:, -1]
+        else:
+            statistics = _statistics([tests[i] for i in pending.tolist()], tried)
+        inside, outside, found = _narrow(pending, tried, statistics.abs() > cutoff, inside, outside, found)
         reach += further
-    # Then cut each bracket [inside, outside] into points + 1 until it is within 1/1000 of the sandwich's reach
-    # (2e-3 standard errors at 95%), where T's steps are ~1/√n of it.
-    precision = 1e-3 * unit.abs()
+    # Then cut each bracket [inside, outside] into points + 1 until it is within 1/500 of the sandwich's reach
+    # (4e-3 standard errors at 95%), where T's steps are ~1/√n of it.
+    precision = 2e-3 * unit.abs()
     within = torch.arange(1, points + 1, dtype=torch.float64) / (points + 1)
     while True:
         pending = (found & ((outside - inside).abs() > precision)).nonzero().squeeze(1)
         if len(pending) == 0:
             break
         tried = inside[pending, None] + (outside - inside)[pending, None] * within
-        inside, outside, found = _narrow(tests, pending, tried, cutoff, inside, outside, found)
-    return torch.where(found, (inside + outside) / 2, direction * math.inf)
+        statistics = _statistics([tests[i] for i in pending.tolist()], tried)
+        inside, outside, found = _narrow(pending, tried, statistics.abs() > cutoff, inside, outside, found)
+    return torch.where(found, (inside + outside) / 2, direction * math.inf), at_zero
 
 
 def _narrow(
-    tests: list[_Test], pending: Tensor, points: Tensor, cutoff: float, inside: Tensor, outside: Tensor, found: Tensor
+    pending: Tensor, points: Tensor, rejects: Tensor, inside: Tensor, outside: Tensor, found: Tensor
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """Tests ``pending`` at ``points`` (ordered outwards, one row each): the last point not rejected becomes the
-    inside end and the first rejected the outside one."""
-    rejects = _statistics([tests[i] for i in pending.tolist()], points).abs() > cutoff
+    """The tests ``pending`` tried at ``points`` (ordered outwards, one row each): the last point not rejected
+    becomes the inside end and the first rejected the outside one."""
     first = torch.where(rejects.any(1), rejects.double().argmax(1), points.shape[1])  # none rejected: past the end
     inside, outside, found = inside.clone(), outside.clone(), found.clone()
     rows = torch.arange(len(pending))
