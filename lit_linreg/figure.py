@@ -46,7 +46,9 @@ def report_figure(result: Regression, loss_history: list[float]) -> Figure:
         effects.errorbar(estimates, rows, xerr=errors, fmt="s", color="tab:green", capsize=4, label=label, ms=6)
         if unbounded:
             ends = [end for e, (below, above) in zip(estimates, pairs, strict=True) for end in (e - below, e + above)]
-            shown = [v for v in ends if abs(v) < reach / 2] + [e for e in estimates if math.isfinite(e)]
+            markers = [*estimates, *(w * s for w, s in zip(result.learned[:-1], scale, strict=True))]
+            markers += [w * s for w, s in zip(result.truth[:-1], scale, strict=True)] if result.truth else []
+            shown = [v for v in ends if abs(v) < reach / 2] + [v for v in markers if math.isfinite(v)]
             low, high = min(shown + [0.0]), max(shown + [0.0])
             pad = 0.1 * (high - low or 1.0)
             effects.set_xlim(low - pad, high + pad)

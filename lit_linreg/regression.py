@@ -406,8 +406,8 @@ class Regression:
                 std_errors=joined(summary.get("std_errors")),
                 t_values=joined(summary.get("t_values")),
                 p_values=joined(summary.get("p_values")),
-                lower=None if bounds is None else [_end(b, 0) for b in bounds],
-                upper=None if bounds is None else [_end(b, 1) for b in bounds],
+                lower=None if bounds is None else [_end(b, 0, intervals["method"]) for b in bounds],
+                upper=None if bounds is None else [_end(b, 1, intervals["method"]) for b in bounds],
                 covariance=None if intervals is None else intervals["covariance"],
                 interval=None if intervals is None else intervals["method"],
                 cov_params=summary.get("cov_params"),
@@ -601,12 +601,15 @@ def _nan(values: list | None) -> list[float]:
     return [math.nan if v is None else v for v in values] if values is not None else []
 
 
-def _end(bounds: list | None, side: int) -> float | None:
-    """One end of a saved interval: None for a column left out; a fitted parameter's null end is unbounded (a
-    rank-test interval can be), which JSON cannot write."""
+def _end(bounds: list | None, side: int, method: str | None) -> float | None:
+    """One end of a saved interval: None for a column left out. A rank-test interval's null end is unbounded,
+    which JSON cannot write; any other null end is a number that did not exist (NaN)."""
     if bounds is None:
         return None
-    return (-math.inf, math.inf)[side] if bounds[side] is None else bounds[side]
+    if bounds[side] is None:
+        unbounded = method is not None and "rank-score test" in method
+        return (-math.inf, math.inf)[side] if unbounded else math.nan
+    return bounds[side]
 
 
 def _json_safe(value):

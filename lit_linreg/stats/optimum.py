@@ -211,9 +211,14 @@ def batched_frisch_newton(
         dz = mu * x_inv - z - x_inv * z * dx - dxdz
         dw = mu * s_inv - w - s_inv * w * ds - dsdw
         primal, dual = _steps(x, dx, s, ds, w, dw, z, dz, step_back)
+        # A problem whose Newton system has lost all precision keeps its last finite iterate (0 x NaN is NaN, so
+        # its directions are zeroed, not only its step).
+        finite = torch.isfinite(primal + dual + dx.sum(1) + dy.sum(1) + dz.sum(1) + dw.sum(1))
+        active &= finite
         primal = torch.where(active, primal, 0.0)[:, None]
         dual = torch.where(active, dual, 0.0)[:, None]
-        x, s = x + primal * dx, s + primal * ds
+        dx, dy, dz, dw = (torch.where(finite[:, None], d, 0.0) for d in (dx, dy, dz, dw))
+        x, s = x + primal * dx, s - primal * dx
         y, w, z = y + dual * dy, w + dual * dw, z + dual * dz
     return -y, x
 

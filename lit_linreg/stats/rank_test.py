@@ -7,10 +7,10 @@ R's ``summary.rq`` default below 1,001 rows (``se = "rank"``, ``iid = TRUE``). F
     T(b) = x̃ᵀ(â - (1 - τ)) / √(τ(1 - τ)·x̃ᵀx̃),   x̃ = x_j minus its least-squares fit on Z,
 
 which is asymptotically standard normal when θ_j = b and the errors are iid, and is referred to it: the
-interval is {b : |T(b)| <= z_{1-α/2}}, and the p-value of θ_j = 0 is the same test's, so it is below alpha exactly
-when 0 is outside. (R refers T to Student's t on n - p degrees of freedom, ``tcrit = TRUE``: wider, that covered
-96.6% and 97.2% (normal and t(3) noise) on the 16-row, 3-parameter designs of ``benchmarks/coverage.py --part
-wide``, where the normal covers 94.1% and 95.5%.)
+interval is {b : |T(b)| <= z_{1-α/2}}, and the p-value of θ_j = 0 is the same test's, so it is below alpha when 0
+is outside (up to the search's precision, when 0 is that near an end). R refers T to Student's t on n - p
+degrees of freedom (``tcrit = TRUE``): wider, that covered 96.6% and 97.2% (normal and t(3) noise) on the 16-row,
+3-parameter designs of ``benchmarks/coverage.py --part wide``, where the normal covers 94.1% and 95.5%.
 
 T falls as b grows and is a step function of b: each end is found by a search that tries up to 15 points a
 round (a round is one batched interior point for every end at once), to 1/500 of the sandwich's half-width (4e-3
@@ -34,8 +34,8 @@ from lit_linreg.stats.rows import DesignRows
 # an LP, and the sandwich's large-sample approximation has become good).
 RANK_TEST_MAX_ROWS = 1000
 RANK_TEST_NAME = (
-    "inversion of the rank-score test for iid errors (Koenker 1994; R's summary.rq(se = 'rank')), which gives the "
-    "p-values too"
+    "inversion of the rank-score test for iid errors, normal cutoff (Koenker 1994; R's summary.rq(se = 'rank') "
+    "uses Student's t), with the p-values from the same test"
 )
 
 
@@ -64,33 +64,45 @@ def rank_test_intervals(
 
 
 class _Test:
-    """The rank-score test of θ_j = b for one parameter j of ``design``."""
+    """The rank-score test of θ_j = b for one parameter j of ``design`` (at least one other column).
+
+    The rank scores depend on the other columns Z only through their span, and adding Z·γ to the target moves the
+    LP's objective by a constant (Zᵀâ is fixed): so Z is replaced by an orthonormal basis Q of it, and the target
+    and x_j by what is left of them after Q (x_j's remainder is the x̃ of T). The interior point then works on
+    centred, unit-scale numbers whatever the table's offsets (a column at 1e6 ± 1 cost the raw form 5 times the
+    search's precision).
+    """
 
     def __init__(self, design: Tensor, target: Tensor, j: int, tau: float) -> None:
-        self.others = torch.cat([design[:, :j], design[:, j + 1 :]], 1)
-        self.column, self.target, self.tau = design[:, j], target, tau
-        if self.others.shape[1]:
-            fit = torch.linalg.lstsq(self.others, self.column[:, None]).solution.squeeze(1)
-            self.residual = self.column - self.others @ fit
-        else:
-            self.residual = self.column
+        others = torch.cat([design[:, :j], design[:, j + 1 :]], 1)
+        self.others, _ = torch.linalg.qr(others)
+        self.target = target - self.others @ (self.others.T @ target)
+        self.residual = design[:, j] - self.others @ (self.others.T @ design[:, j])  # x̃
+        self.tau = tau
         self.scale = math.sqrt(tau * (1 - tau) * float(self.residual @ self.residual))
 
 
+# The (tests x points, n, p - 1) designs of one batched interior point stay within this many numbers (a 1,000-row,
+# 300-column table would otherwise hold 2.9 GB of copies): more tests are solved a chunk at a time.
+CHUNK_ELEMENTS = 4_000_000
+
+
 def _statistics(tests: list[_Test], at: Tensor) -> Tensor:
-    """T_j(b) for each test j (a row of ``at``) at each of its points b (the row's columns), all in one batched
-    interior point."""
+    """T_j(b) for each test j (a row of ``at``) at each of its points b (the row's columns), in batched interior
+    points."""
     tau = tests[0].tau
-    columns = torch.stack([t.column for t in tests])[:, None, :]
-    targets = (torch.stack([t.target for t in tests])[:, None, :] - at[:, :, None] * columns).flatten(0, 1)
-    if tests[0].others.shape[1] == 0:  # the intercept alone: the rank scores are the signs
-        scores = (targets > 0).double()
-    else:
-        designs = torch.stack([t.others for t in tests]).repeat_interleave(at.shape[1], 0)
-        _, scores = batched_frisch_newton(designs, targets, tau, tolerance=1e-9)
+    n, q = tests[0].others.shape
+    per_chunk = max(1, CHUNK_ELEMENTS // (at.shape[1] * n * q))
+    scores = []
+    for start in range(0, len(tests), per_chunk):
+        chunk, points = tests[start : start + per_chunk], at[start : start + per_chunk]
+        columns = torch.stack([t.residual for t in chunk])[:, None, :]
+        targets = (torch.stack([t.target for t in chunk])[:, None, :] - points[:, :, None] * columns).flatten(0, 1)
+        designs = torch.stack([t.others for t in chunk]).repeat_interleave(points.shape[1], 0)
+        scores.append(batched_frisch_newton(designs, targets, tau, tolerance=1e-9)[1].view(*points.shape, n))
     residuals = torch.stack([t.residual for t in tests])[:, None, :]
     scales = torch.tensor([t.scale for t in tests], dtype=torch.float64)[:, None]
-    return (residuals * (scores.view(*at.shape, -1) - (1 - tau))).sum(2) / scales
+    return (residuals * (torch.cat(scores) - (1 - tau))).sum(2) / scales
 
 
 # A round is one batched interior point over every end still open, K points each. Its cost is a fixed ~25
