@@ -195,6 +195,7 @@ class Regression:
 
     @property
     def tvalues(self) -> pd.Series:
+        """``params`` / ``bse`` (where the rank-score test gives the p-values, not theirs)."""
         return self._series(self._inferred("tvalues").t_values, "tvalues")
 
     @property

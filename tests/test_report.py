@@ -57,21 +57,24 @@ def test_table_prints_significant_digits_not_fixed_decimals():
 
 
 def test_an_unbounded_interval_runs_off_the_figure_and_the_table_says_inf():
-    """A rank-test interval can be unbounded (16 rows, say): the table prints inf, the figure's bar runs past the
-    edge of an axis scaled to the finite ends, and the legend says what that means."""
+    """A rank-test interval can be unbounded (16 rows, say): the table prints inf (and heads the p-values as the
+    rank test's), the figure's bar runs past the edge of an axis scaled to the finite ends, and the legend says
+    what that means."""
     from lit_linreg.figure import report_figure
+    from lit_linreg.stats.rank_test import RANK_TEST_NAME
 
     optimum = Optimum(
         estimates=[0.5, 2.0, 1.0], fitted=[True, True], loss=0.5, method="least absolute deviations", per_sd=[0.5, 2.0],
         fit_measure=0.4, fit_measure_name="R1", nobs=16, df_resid=13, condition_number=1.0,
         std_errors=[0.3, 0.4, 0.2], t_values=[1.7, 5.0, 5.0], p_values=[0.08, 1e-4, 1e-4],
-        lower=[-math.inf, 1.2, 0.6], upper=[math.inf, 2.9, 1.5],
+        lower=[-math.inf, 1.2, 0.6], upper=[math.inf, 2.9, 1.5], interval=RANK_TEST_NAME,
     )  # fmt: skip
     result = Regression(
         feature_names=["a", "b"], target="y", loss="mae", loss_scale="original", alpha=0.05, learned=[0.5, 2.0, 1.0],
         train_loss=0.5, column_std=[1.0, 1.0], n_train=16, optimum=optimum,
     )  # fmt: skip
     assert format_table(result).splitlines()[2].split()[4:6] == ["-inf", "inf"]
+    assert format_table(result).splitlines()[1].split()[4] == "P(rank)"  # the test's p-values, not t's
     effects = report_figure(result, [1.0, 0.6]).axes[0]
     low, high = effects.get_xlim()
     assert -1 < low < 0.5 and 2.9 < high < 4  # the finite ends and the estimates, padded
