@@ -1,6 +1,6 @@
 """How often the "95%" intervals cover the planted truth, beside statsmodels' on the same datasets.
 
-    python -m benchmarks.coverage                    # coverage.md and coverage-wide.md (~35 minutes on 2 cores)
+    python -m benchmarks.coverage                    # coverage.md and coverage-wide.md (~90 minutes on one core)
     python -m benchmarks.coverage --part wide        # only the small wide designs (coverage-wide.md)
 
 ``planted``: data as the tutorial makes it (X ~ N(0, 1), 4 columns, w = [8.1, 2, 2, 4], b = 1.1), with normal
