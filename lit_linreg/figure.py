@@ -27,6 +27,8 @@ def report_figure(result: Regression, loss_history: list[float]) -> Figure:
     figure, (effects, curve) = plt.subplots(1, 2, figsize=(12, height), gridspec_kw={"width_ratios": [3, 2]})
 
     scale = [s if s else 1.0 for s in result.column_std]
+    learned = [w * s for w, s in zip(result.learned[:-1], scale, strict=True)]
+    planted = None if result.truth is None else [w * s for w, s in zip(result.truth[:-1], scale, strict=True)]
     optimum = result.optimum
     if optimum is not None:
         estimates = [v if v is not None else float("nan") for v in optimum.per_sd]
@@ -36,8 +38,8 @@ def report_figure(result: Regression, loss_history: list[float]) -> Figure:
             bounds = zip(estimates, optimum.lower[:-1], optimum.upper[:-1], scale, strict=True)  # the bias has none
             pairs = [(e - lo * s, hi * s - e) if lo is not None else (0.0, 0.0) for e, lo, hi, s in bounds]
             # An unbounded end (a rank-test interval can have one) runs off the plot: far past every finite one.
-            finite = [abs(v) for pair in pairs for v in pair if math.isfinite(v)] + [abs(e) for e in estimates]
-            reach = 100 * max([v for v in finite if math.isfinite(v)] + [1.0])
+            spans = [v for pair in pairs for v in pair] + estimates
+            reach = 100 * max([abs(v) for v in spans if math.isfinite(v)] + [1.0])
             unbounded = any(math.isinf(v) for pair in pairs for v in pair)
             pairs = [tuple(v if math.isfinite(v) else reach for v in pair) for pair in pairs]
             errors = [[below for below, _ in pairs], [above for _, above in pairs]]
@@ -46,16 +48,13 @@ def report_figure(result: Regression, loss_history: list[float]) -> Figure:
         effects.errorbar(estimates, rows, xerr=errors, fmt="s", color="tab:green", capsize=4, label=label, ms=6)
         if unbounded:
             ends = [end for e, (below, above) in zip(estimates, pairs, strict=True) for end in (e - below, e + above)]
-            markers = [*estimates, *(w * s for w, s in zip(result.learned[:-1], scale, strict=True))]
-            markers += [w * s for w, s in zip(result.truth[:-1], scale, strict=True)] if result.truth else []
+            markers = [*estimates, *learned, *(planted or [])]
             shown = [v for v in ends if abs(v) < reach / 2] + [v for v in markers if math.isfinite(v)]
             low, high = min(shown + [0.0]), max(shown + [0.0])
             pad = 0.1 * (high - low or 1.0)
             effects.set_xlim(low - pad, high + pad)
-    learned = [w * s for w, s in zip(result.learned[:-1], scale, strict=True)]
     effects.scatter(learned, rows, marker="o", s=30, color="tab:blue", label="learned by SGD", zorder=4)
-    if result.truth is not None:
-        planted = [w * s for w, s in zip(result.truth[:-1], scale, strict=True)]
+    if planted is not None:
         effects.scatter(planted, rows, marker="x", s=70, color="black", label="planted", zorder=3)
     effects.axvline(0, color="grey", lw=0.8)
     effects.set_yticks(rows, names)

@@ -61,6 +61,11 @@ class Optimum:
         """The degrees of freedom of every t: df_resid, or clusters - 1 with cluster-robust errors."""
         return self.df_resid if self.df_inference is None else self.df_inference
 
+    @property
+    def rank_tested(self) -> bool:
+        """Whether the intervals and p-values invert the rank-score test (quantiles below 1,001 rows)."""
+        return _rank_tested(self.interval)
+
 
 @dataclass(frozen=True)
 class Convergence:
@@ -608,9 +613,14 @@ def _end(bounds: list | None, side: int, method: str | None) -> float | None:
     if bounds is None:
         return None
     if bounds[side] is None:
-        unbounded = method is not None and "rank-score test" in method
-        return (-math.inf, math.inf)[side] if unbounded else math.nan
+        return (-math.inf, math.inf)[side] if _rank_tested(method) else math.nan
     return bounds[side]
+
+
+def _rank_tested(interval: str | None) -> bool:
+    # The words every name of the rank test's intervals has (stats.rank_test.RANK_TEST_NAME): this module stays
+    # free of torch, which that one imports.
+    return interval is not None and "rank-score test" in interval
 
 
 def _json_safe(value):

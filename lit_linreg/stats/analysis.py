@@ -205,7 +205,7 @@ def _infer(
         fits = bootstrap_fits(rows, loss, bootstrap, seed, d)
         low, high = torch.quantile(fits, torch.tensor([alpha / 2, 1 - alpha / 2], dtype=torch.float64), dim=0)
         analysis.interval = f"percentile bootstrap, {bootstrap} resamples of the rows"
-    elif _rank_test_applies(loss, rows, covariance_kind, clusters):
+    elif _rank_test_applies(loss, rows, covariance_kind):
         low, high, p_value = rank_test_intervals(rows, jacobian, offset, theta, std_error, loss.tau, alpha)
         analysis.interval = RANK_TEST_NAME
     for j, c in enumerate([*analysis.weights, analysis.bias]):
@@ -215,14 +215,13 @@ def _infer(
         c.low, c.high = float(low[j]), float(high[j])
 
 
-def _rank_test_applies(loss: Loss, rows: DesignRows, covariance_kind: str, clusters: Tensor | None) -> bool:
+def _rank_test_applies(loss: Loss, rows: DesignRows, covariance_kind: str) -> bool:
     """Quantile regression's default intervals below 1,001 rows, as R's: the rank-score test's (its sandwich
     gives the standard errors, and the intervals and p-values from there on). It needs the rows in memory and a
-    column besides the intercept (R's too)."""
+    column besides the intercept (R's too). (Clusters are least squares' only: ``analyse`` refuses them here.)"""
     return (
         isinstance(loss, QuantileLoss)
         and covariance_kind == "robust"
-        and clusters is None
         and rows.n <= RANK_TEST_MAX_ROWS
         and rows.p > 1
         and rows.matrix() is not None
