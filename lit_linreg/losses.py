@@ -104,7 +104,7 @@ class SquaredError(Loss):
     def covariance(self, rows: DesignRows, beta: Tensor, kind: str) -> tuple[Tensor, str]:
         from lit_linreg.stats.inference import least_squares_covariance
 
-        name = "HC3 heteroscedasticity-robust sandwich" if kind == "robust" else "classical OLS s²(XᵀX)⁻¹"
+        name = "HC2 heteroscedasticity-robust sandwich" if kind == "robust" else "classical OLS s²(XᵀX)⁻¹"
         return least_squares_covariance(rows, beta, kind), name
 
     def baseline(self, target: Tensor) -> float:
@@ -244,7 +244,7 @@ class HuberLoss(Loss):
     def covariance(self, rows: DesignRows, beta: Tensor, kind: str) -> tuple[Tensor, str]:
         from lit_linreg.stats.inference import m_estimator_covariance
 
-        name = "HC3-type M-estimator sandwich" if kind == "robust" else "Huber's H1 (RLM's default)"
+        name = "HC2-type M-estimator sandwich" if kind == "robust" else "Huber's H1 (RLM's default)"
         return m_estimator_covariance(rows, beta, kind, self), name
 
     def baseline(self, target: Tensor) -> float:

@@ -55,11 +55,18 @@ class Optimum:
     cov_params: list[list[float]] | None = None  # the estimates' covariance, in the table's units
     residual_variance: float | None = None  # least squares: s², a new observation's variance around its mean
     df_inference: int | None = None  # Student's t's degrees of freedom where not df_resid (clusters - 1)
+    df_params: list[float | None] | None = None  # one a coefficient where they differ (Bell and McCaffrey's)
 
     @property
     def t_df(self) -> int:
-        """The degrees of freedom of every t: df_resid, or clusters - 1 with cluster-robust errors."""
+        """The degrees of freedom of a t with no per-coefficient value: df_resid, or clusters - 1 with
+        cluster-robust errors."""
         return self.df_resid if self.df_inference is None else self.df_inference
+
+    @property
+    def coefficient_dfs(self) -> list[float | None]:
+        """Each coefficient's t's degrees of freedom: Bell and McCaffrey's where the table used them, else t_df."""
+        return list(self.df_params) if self.df_params is not None else [self.t_df] * len(self.estimates)
 
     @property
     def rank_tested(self) -> bool:
@@ -167,6 +174,7 @@ class Regression:
             cov_params=analysis.cov_params,
             residual_variance=analysis.residual_variance,
             df_inference=analysis.df_inference,
+            df_params=analysis.df_params,
         )
         result = replace(result, optimum=optimum, notes=[*result.notes, *analysis.notes])
         convergence = _verdict(result)
@@ -205,8 +213,9 @@ class Regression:
 
     @property
     def pvalues(self) -> pd.Series:
-        """Two-sided p-values of the t statistics (Student's t on ``df_resid`` degrees of freedom, or clusters - 1),
-        or of the rank-score test where the intervals invert it (quantiles below 1,001 rows)."""
+        """Two-sided p-values of the t statistics (Student's t on ``df_resid`` degrees of freedom, clusters - 1, or
+        with least squares' robust errors Bell and McCaffrey's, one a coefficient), or of the rank-score test where
+        the intervals invert it (quantiles below 1,001 rows)."""
         return self._series(self._inferred("pvalues").p_values, "pvalues")
 
     def conf_int(self, alpha: float | None = None) -> pd.DataFrame:
@@ -223,9 +232,10 @@ class Regression:
         if math.isclose(alpha, self.alpha, rel_tol=0, abs_tol=1e-15):
             lower, upper = optimum.lower, optimum.upper
         elif optimum.interval and optimum.interval.startswith("Student"):
-            quantile = _t_quantile(alpha, optimum.t_df)
-            lower = [_shift(v, s, -quantile) for v, s in zip(optimum.estimates, optimum.std_errors, strict=True)]
-            upper = [_shift(v, s, quantile) for v, s in zip(optimum.estimates, optimum.std_errors, strict=True)]
+            quantiles = [None if df is None else _t_quantile(alpha, df) for df in optimum.coefficient_dfs]
+            shifts = list(zip(optimum.estimates, optimum.std_errors, quantiles, strict=True))
+            lower = [_shift(v, s, -q) for v, s, q in shifts]
+            upper = [_shift(v, s, q) for v, s, q in shifts]
         else:
             raise ValueError(
                 f"the intervals are {optimum.interval} at alpha {self.alpha:g}; refit with report alpha {alpha:g}"
@@ -346,6 +356,7 @@ class Regression:
             "n_rows": None if optimum is None else optimum.nobs,
             "df_resid": self.df_resid,
             "df_inference": None if optimum is None else optimum.df_inference,
+            "df_params": None if optimum is None or optimum.df_params is None else split(optimum.df_params),
             "condition_number": self.condition_number,
             "convergence": None,
             "cov_params": None if optimum is None else optimum.cov_params,
@@ -408,6 +419,7 @@ class Regression:
                 nobs=summary["n_rows"],
                 df_resid=summary["df_resid"],
                 df_inference=summary.get("df_inference"),
+                df_params=joined(summary.get("df_params")),
                 condition_number=summary["condition_number"],
                 std_errors=joined(summary.get("std_errors")),
                 t_values=joined(summary.get("t_values")),
@@ -467,7 +479,9 @@ class Regression:
         least squares only) adds, at level 1 - ``alpha`` (the fit's by default), the exact optimum's prediction
         (``<target>_estimate``) and the interval around it (``<target>_lower``, ``<target>_upper``): Student's t
         on ``df_resid`` degrees of freedom (clusters - 1 with clusters) with ``cov_params()``, as statsmodels'
-        ``get_prediction(x).summary_frame(alpha)``; a prediction interval adds ``residual_variance``.
+        ``get_prediction(x).summary_frame(alpha)``; a prediction interval adds ``residual_variance``. (Bell and
+        McCaffrey's degrees of freedom, which the table's least-squares intervals use, depend on the training rows,
+        which the result does not keep.)
         """
         from lit_linreg.inputs import prediction_rows
 
@@ -599,8 +613,8 @@ def _t_quantile(alpha: float, df: int) -> float:
     return float(stats.t.ppf(1 - alpha / 2, df))
 
 
-def _shift(value: float, error: float | None, quantile: float) -> float | None:
-    return None if error is None else value + quantile * error
+def _shift(value: float, error: float | None, quantile: float | None) -> float | None:
+    return None if error is None or quantile is None else value + quantile * error
 
 
 def _nan(values: list | None) -> list[float]:

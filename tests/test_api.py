@@ -12,11 +12,21 @@ import pytest
 import statsmodels.api as sm
 import torch
 import yaml
-from scipy import optimize
+from scipy import optimize, stats
 
 import lit_linreg
 from lit_linreg.api import TABLE_DEFAULTS
-from tests.conftest import CONFIGS, DIABETES, LINNERUD, ROOT, evaluate, fit, last_checkpoint, read_summary
+from tests.conftest import (
+    CONFIGS,
+    DIABETES,
+    LINNERUD,
+    ROOT,
+    bell_mccaffrey_reference,
+    evaluate,
+    fit,
+    last_checkpoint,
+    read_summary,
+)
 
 # What differs between two runs of the same fit: how long they took.
 TIMINGS = {"fit_seconds", "analysis_seconds"}
@@ -192,7 +202,7 @@ def test_a_left_out_column_has_no_estimate_and_the_others_are_least_squares(regi
     assert np.isnan(result.params["constant"]) and result.conf_int().loc["constant"].isna().all()
     assert any("constant" in warning for warning in result.warnings)
     design = sm.add_constant(pd.get_dummies(rows[["x", "region"]], drop_first=True, dtype=float), prepend=False)
-    ols = sm.OLS(rows["y"], design).fit(cov_type="HC3")
+    ols = sm.OLS(rows["y"], design).fit()
     np.testing.assert_allclose(result.params.drop("constant").to_numpy(), ols.params.to_numpy(), rtol=1e-10)
 
 
@@ -201,18 +211,23 @@ def test_a_left_out_column_has_no_estimate_and_the_others_are_least_squares(regi
 
 
 def test_the_result_has_statsmodels_names_and_numbers(regions):
-    """Least squares with HC3, as statsmodels' OLS(...).fit(cov_type="HC3"), at any level."""
+    """Least squares with HC2, as statsmodels' OLS(...).fit(cov_type="HC2"); its t on each coefficient's Bell and
+    McCaffrey degrees of freedom (restated in numpy), at any level."""
     frame, _ = regions
     result = lit_linreg.fit(frame, "y", missing="drop", max_epochs=2)
     rows = frame.dropna()
     design = sm.add_constant(pd.get_dummies(rows[["x", "region"]], drop_first=True, dtype=float), prepend=False)
-    ols = sm.OLS(rows["y"], design).fit(cov_type="HC3", use_t=True)
+    ols = sm.OLS(rows["y"], design).fit(cov_type="HC2")
+    dfs = bell_mccaffrey_reference(design)
     np.testing.assert_allclose(result.params.to_numpy(), ols.params.to_numpy(), rtol=1e-10)
     np.testing.assert_allclose(result.bse.to_numpy(), ols.bse.to_numpy(), rtol=1e-8)
     np.testing.assert_allclose(result.tvalues.to_numpy(), ols.tvalues.to_numpy(), rtol=1e-8)
-    np.testing.assert_allclose(result.pvalues.to_numpy(), ols.pvalues.to_numpy(), rtol=1e-6)
+    p_values = 2 * stats.t.sf(np.abs(ols.tvalues.to_numpy()), dfs)
+    np.testing.assert_allclose(result.pvalues.to_numpy(), p_values, rtol=1e-6)
     for alpha in (0.05, 0.1, 0.01):
-        np.testing.assert_allclose(result.conf_int(alpha).to_numpy(), ols.conf_int(alpha).to_numpy(), rtol=1e-8)
+        half = stats.t.ppf(1 - alpha / 2, dfs) * ols.bse.to_numpy()
+        expected = np.c_[ols.params - half, ols.params + half]
+        np.testing.assert_allclose(result.conf_int(alpha).to_numpy(), expected, rtol=1e-8)
     assert result.rsquared == pytest.approx(ols.rsquared, rel=1e-10) and result.df_resid == ols.df_resid == 73
     assert result.nobs == 77 and result.rsquared_name == "R²"
     # The level is the fit's: a fit at 90% reports what conf_int(0.1) computes.
@@ -225,13 +240,13 @@ def test_the_result_has_statsmodels_names_and_numbers(regions):
     assert page.startswith("<table>") and all(f"<th>{n}</th>" in page for n in result.params.index)
 
 
-@pytest.mark.parametrize(("covariance", "cov_type"), [("classical", "nonrobust"), ("robust", "HC3")])
+@pytest.mark.parametrize(("covariance", "cov_type"), [("classical", "nonrobust"), ("robust", "HC2")])
 def test_prediction_and_confidence_intervals_are_statsmodels_get_prediction(regions, covariance, cov_type):
     frame, _ = regions
     rows = frame.dropna()
     result = lit_linreg.fit(rows, "y", max_epochs=1, covariance=covariance)
     design = sm.add_constant(pd.get_dummies(rows[["x", "region"]], drop_first=True, dtype=float), prepend=False)
-    ols = sm.OLS(rows["y"], design).fit(cov_type=cov_type, use_t=True)  # Student's t, as ours (HC3's default: z)
+    ols = sm.OLS(rows["y"], design).fit(cov_type=cov_type, use_t=True)  # Student's t on n - p (HC2's default: z)
     np.testing.assert_allclose(result.cov_params().to_numpy(), ols.cov_params().to_numpy(), rtol=1e-8)
     new = rows.drop(columns="y").iloc[:12]
     theirs = ols.get_prediction(design.iloc[:12]).summary_frame(alpha=0.1)
@@ -335,7 +350,7 @@ def weighted(tmp_path_factory):
     return frame, path, design
 
 
-@pytest.mark.parametrize(("covariance", "cov_type"), [("robust", "HC3"), ("classical", "nonrobust")])
+@pytest.mark.parametrize(("covariance", "cov_type"), [("robust", "HC2"), ("classical", "nonrobust")])
 def test_case_weights_are_statsmodels_wls_and_sgd_converges_to_it(weighted, covariance, cov_type):
     frame, _, design = weighted
     # w is not a feature; SGD's run is the planned one where it is judged (robust), one epoch otherwise.
@@ -346,7 +361,12 @@ def test_case_weights_are_statsmodels_wls_and_sgd_converges_to_it(weighted, cova
     assert list(result.params.index) == ["x", "z", "region=b", "region=c", "bias"]
     np.testing.assert_allclose(result.params.to_numpy(), wls.params.to_numpy(), rtol=1e-10)
     np.testing.assert_allclose(result.bse.to_numpy(), wls.bse.to_numpy(), rtol=1e-8)
-    np.testing.assert_allclose(result.conf_int().to_numpy(), wls.conf_int().to_numpy(), rtol=1e-8)
+    if covariance == "robust":  # Bell and McCaffrey's degrees of freedom on the weighted (whitened) design
+        dfs = bell_mccaffrey_reference(design.to_numpy() * np.sqrt(frame["w"].to_numpy())[:, None])
+        half = stats.t.ppf(0.975, dfs) * wls.bse.to_numpy()
+        np.testing.assert_allclose(result.conf_int().to_numpy(), np.c_[wls.params - half, wls.params + half], rtol=1e-8)
+    else:
+        np.testing.assert_allclose(result.conf_int().to_numpy(), wls.conf_int().to_numpy(), rtol=1e-8)
     assert result.rsquared == pytest.approx(wls.rsquared, rel=1e-10)
     new = frame.drop(columns=["y", "w"]).iloc[:6]
     theirs = wls.get_prediction(design.iloc[:6]).summary_frame(alpha=0.05)  # a new observation of weight 1

@@ -15,6 +15,7 @@ from lit_linreg.stats.moments import Moments
 from lit_linreg.stats.optimum import quantile_regression
 from lit_linreg.stats.rows import DesignRows
 from lit_linreg.stats.training import TrainingStatistics
+from tests.conftest import bell_mccaffrey_reference
 
 
 def table(n=400, seed=0, heteroscedastic=False):
@@ -39,7 +40,7 @@ def errors(a):
     return np.array([a.bias.std_error, *[c.std_error for c in a.weights]])
 
 
-@pytest.mark.parametrize(("covariance", "cov_type"), [("robust", "HC3"), ("classical", "nonrobust")])
+@pytest.mark.parametrize(("covariance", "cov_type"), [("robust", "HC2"), ("classical", "nonrobust")])
 def test_least_squares_equals_statsmodels_ols(covariance, cov_type):
     x, y = table(heteroscedastic=True)
     ours = run(x, y, "mse", covariance)
@@ -50,6 +51,42 @@ def test_least_squares_equals_statsmodels_ols(covariance, cov_type):
     np.testing.assert_allclose(errors(ours), theirs.bse, rtol=1e-10)
     np.testing.assert_allclose(ours.fit_measure, theirs.rsquared, rtol=1e-9)
     assert ours.df_resid == theirs.df_resid
+
+
+def t_intervals(a, dfs, alpha=0.05):
+    """(p-values, lower, upper) in statsmodels' order from the estimates, standard errors and each one's df."""
+    est, se = estimates(a), errors(a)
+    half = stats.t.ppf(1 - alpha / 2, dfs) * se
+    return 2 * stats.t.sf(np.abs(est / se), dfs), est - half, est + half
+
+
+def test_robust_least_squares_t_has_bell_mccaffreys_degrees_of_freedom():
+    """HC2's t with Bell and McCaffrey's degrees of freedom, each coefficient's, equal to the eigenvalue form
+    restated in numpy on a small wide design (the table in raw units, offsets of 2e4 included)."""
+    x, y = table(24, 3, heteroscedastic=True)
+    ours = run(x, y, "mse")
+    dfs = bell_mccaffrey_reference(sm.add_constant(x))
+    np.testing.assert_allclose(np.r_[ours.df_params[-1], ours.df_params[:-1]], dfs, rtol=1e-9)
+    assert all(1 < df < ours.df_resid for df in dfs)  # fewer than n - p: the correction is not idle here
+    p_values, lower, upper = t_intervals(ours, dfs, 0.05)
+    coefficients = [ours.bias, *ours.weights]
+    np.testing.assert_allclose([c.p_value for c in coefficients], p_values, rtol=1e-9)
+    np.testing.assert_allclose([[c.low, c.high] for c in coefficients], np.c_[lower, upper], rtol=1e-9)
+    assert ours.interval.startswith("Student's t, Bell-McCaffrey degrees of freedom (")
+
+
+def test_bell_mccaffrey_is_welchs_degrees_of_freedom_for_two_groups():
+    """For a difference of two means, HC2 is s0²/n0 + s1²/n1 and Bell and McCaffrey's degrees of freedom under
+    equal variances are the Welch-Satterthwaite ones: (1/n0 + 1/n1)² / (1/(n0²(n0-1)) + 1/(n1²(n1-1)))."""
+    rng = np.random.default_rng(2)
+    n0, n1 = 5, 17
+    group = np.r_[np.zeros(n0), np.ones(n1)]
+    y = 2 + group + rng.normal(size=n0 + n1)
+    ours = run(group[:, None], y, "mse")
+    welch = (1 / n0 + 1 / n1) ** 2 / (1 / (n0**2 * (n0 - 1)) + 1 / (n1**2 * (n1 - 1)))
+    assert ours.df_params[0] == pytest.approx(welch, rel=1e-10)
+    variances = y[:n0].var(ddof=1) / n0 + y[n0:].var(ddof=1) / n1
+    assert ours.weights[0].std_error == pytest.approx(np.sqrt(variances), rel=1e-10)
 
 
 def test_median_regression_equals_quantreg_and_its_iid_errors():
@@ -180,9 +217,10 @@ def test_huber_is_statsmodels_rlm_with_its_defaults_and_h1_errors():
     assert pilot == pytest.approx(theirs.scale, rel=1e-9)
 
 
-def test_robust_huber_errors_are_hc3_carried_over_to_the_m_estimator():
-    """B⁻¹ [Σψ²/(1-h)² x xᵀ] B⁻¹ with B = Σψ' x xᵀ and h = ψ' xᵀB⁻¹x, restated in numpy at the fitted scale; with
-    a threshold no residual reaches, Huber's estimate is least squares and these errors are statsmodels' HC3."""
+def test_robust_huber_errors_are_hc2_carried_over_to_the_m_estimator():
+    """B⁻¹ [Σψ²/(1-h) x xᵀ] B⁻¹ with B = Σψ' x xᵀ and h = ψ' xᵀB⁻¹x, restated in numpy at the fitted scale, its t
+    on Bell and McCaffrey's degrees of freedom through the linearisation (the eigenvalue form); with a threshold no
+    residual reaches, Huber's estimate is least squares and these errors are statsmodels' HC2."""
     x, y = table(300, 8, heteroscedastic=True)
     ours = run(x, y, "huber")
     design = sm.add_constant(x)
@@ -191,11 +229,18 @@ def test_robust_huber_errors_are_hc3_carried_over_to_the_m_estimator():
     psi, slope = np.clip(r, -delta, delta), (np.abs(r) <= delta).astype(float)
     bread_inverse = np.linalg.inv((design * slope[:, None]).T @ design)
     leverage = slope * np.einsum("ij,jk,ik->i", design, bread_inverse, design)
-    meat = (design * (psi**2 / (1 - leverage) ** 2)[:, None]).T @ design
+    meat = (design * (psi**2 / (1 - leverage))[:, None]).T @ design
     np.testing.assert_allclose(errors(ours), np.sqrt(np.diag(bread_inverse @ meat @ bread_inverse)), rtol=1e-8)
-    assert "HC3-type M-estimator sandwich" == ours.covariance
+    assert "HC2-type M-estimator sandwich" == ours.covariance
+    dfs = bell_mccaffrey_reference(design, slope)
+    np.testing.assert_allclose(np.r_[ours.df_params[-1], ours.df_params[:-1]], dfs, rtol=1e-8)
+    assert 0 < slope.sum() < len(slope)  # some rows beyond the threshold: S is not the identity
+    p_values, lower, upper = t_intervals(ours, dfs)
+    coefficients = [ours.bias, *ours.weights]
+    np.testing.assert_allclose([c.p_value for c in coefficients], p_values, rtol=1e-8)
+    np.testing.assert_allclose([[c.low, c.high] for c in coefficients], np.c_[lower, upper], rtol=1e-8)
     wide = run(x, y, "huber", huber_k=1e6)
-    ols = sm.OLS(y, design).fit(cov_type="HC3")
+    ols = sm.OLS(y, design).fit(cov_type="HC2")
     np.testing.assert_allclose(estimates(wide), ols.params, rtol=1e-8)
     np.testing.assert_allclose(errors(wide), ols.bse, rtol=1e-8)
 

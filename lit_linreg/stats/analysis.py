@@ -16,7 +16,7 @@ from torch import Tensor
 
 from lit_linreg.losses import Loss, QuantileLoss, loss_of
 from lit_linreg.stats.design import DesignCheck, check_design
-from lit_linreg.stats.inference import bootstrap_fits, cluster_robust_covariance, t_statistics
+from lit_linreg.stats.inference import bell_mccaffrey_df, bootstrap_fits, cluster_robust_covariance, t_statistics
 from lit_linreg.stats.moments import Moments
 from lit_linreg.stats.optimum import mean_loss
 from lit_linreg.stats.rank_test import RANK_TEST_MAX_ROWS, RANK_TEST_NAME, rank_test_intervals
@@ -65,6 +65,7 @@ class Analysis:
     cov_params: list[list[float]] | None = None  # of (w, b) in the table's units; 0 for a column left out
     residual_variance: float | None = None  # a new observation's variance around its mean (least squares)
     df_inference: int | None = None  # Student's t's degrees of freedom where not df_resid (clusters - 1)
+    df_params: list[float] | None = None  # one a coefficient where they differ (Bell and McCaffrey's), bias last
 
 
 def analyse(
@@ -195,12 +196,14 @@ def _infer(
         covariance, analysis.covariance = loss.covariance(rows, beta, covariance_kind)
     cov = jacobian @ covariance @ jacobian.T
     std_error = cov.diagonal().clamp(min=0).sqrt()
+    analysis.interval = f"Student's t, {df} degrees of freedom"
+    if not isinstance(loss, QuantileLoss) and clusters is None and covariance_kind == "robust":
+        df = _bell_mccaffrey(analysis, rows, beta, loss, jacobian)
     statistic, p_value, low, high = t_statistics(theta, std_error, df, alpha)
     analysis.cov_params = cov.tolist()
     y_std = rows.moments.y_std if rows.moments.y_std > 0 else 1.0
     variance = loss.residual_variance(rows, beta)
     analysis.residual_variance = None if variance is None else variance * y_std**2
-    analysis.interval = f"Student's t, {df} degrees of freedom"
     if bootstrap:
         fits = bootstrap_fits(rows, loss, bootstrap, seed, d)
         low, high = torch.quantile(fits, torch.tensor([alpha / 2, 1 - alpha / 2], dtype=torch.float64), dim=0)
@@ -213,6 +216,24 @@ def _infer(
             continue
         c.std_error, c.statistic, c.p_value = float(std_error[j]), float(statistic[j]), float(p_value[j])
         c.low, c.high = float(low[j]), float(high[j])
+
+
+def _bell_mccaffrey(analysis: Analysis, rows: DesignRows, beta: Tensor, loss: Loss, jacobian: Tensor) -> Tensor | int:
+    """The HC2 sandwich's t's degrees of freedom for each coefficient (a row of the Jacobian is its contrast of
+    β), kept in the analysis and their range in the interval's name; df_resid where the table is too large."""
+    per_coefficient = bell_mccaffrey_df(rows, beta, loss, jacobian)
+    if per_coefficient is None:
+        analysis.interval += " (Bell-McCaffrey's skipped: too many rows x columns³)"
+        return analysis.df_resid
+    analysis.df_params = per_coefficient.tolist()
+    fewest, most = (_degrees(float(v)) for v in per_coefficient[torch.isfinite(per_coefficient)].aminmax())
+    analysis.interval = f"Student's t, Bell-McCaffrey degrees of freedom ({fewest} to {most})"
+    return per_coefficient
+
+
+def _degrees(df: float) -> str:
+    """3.27, 13.6, 431, 32,810: three significant digits, never in powers of ten."""
+    return f"{df:,.0f}" if df >= 100 else f"{df:.3g}"
 
 
 def _rank_test_applies(loss: Loss, rows: DesignRows, covariance_kind: str) -> bool:
