@@ -21,12 +21,12 @@ from tests.conftest import (
     DIABETES,
     LINNERUD,
     ROOT,
-    bell_mccaffrey_reference,
     evaluate,
     fit,
     last_checkpoint,
     read_summary,
 )
+from tests.oracles import bell_mccaffrey_reference
 
 # What differs between two runs of the same fit: how long they took.
 TIMINGS = {"fit_seconds", "analysis_seconds"}

@@ -15,7 +15,7 @@ from lit_linreg.stats.moments import Moments
 from lit_linreg.stats.optimum import quantile_regression
 from lit_linreg.stats.rows import DesignRows
 from lit_linreg.stats.training import TrainingStatistics
-from tests.conftest import bell_mccaffrey_reference
+from tests.oracles import bell_mccaffrey_reference
 
 
 def table(n=400, seed=0, heteroscedastic=False):
