@@ -214,8 +214,8 @@ class Regression:
     @property
     def pvalues(self) -> pd.Series:
         """Two-sided p-values of the t statistics (Student's t on ``df_resid`` degrees of freedom, clusters - 1, or
-        with least squares' robust errors Bell and McCaffrey's, one a coefficient), or of the rank-score test where
-        the intervals invert it (quantiles below 1,001 rows)."""
+        Bell and McCaffrey's, one a coefficient, with the robust errors of least squares and Huber), or of the
+        rank-score test where the intervals invert it (quantiles below 1,001 rows)."""
         return self._series(self._inferred("pvalues").p_values, "pvalues")
 
     def conf_int(self, alpha: float | None = None) -> pd.DataFrame:
@@ -480,8 +480,8 @@ class Regression:
         (``<target>_estimate``) and the interval around it (``<target>_lower``, ``<target>_upper``): Student's t
         on ``df_resid`` degrees of freedom (clusters - 1 with clusters) with ``cov_params()``, as statsmodels'
         ``get_prediction(x).summary_frame(alpha)``; a prediction interval adds ``residual_variance``. (Bell and
-        McCaffrey's degrees of freedom, which the table's least-squares intervals use, depend on the training rows,
-        which the result does not keep.)
+        McCaffrey's degrees of freedom, which the table's robust intervals use, depend on the training rows, which
+        the result does not keep.)
         """
         from lit_linreg.inputs import prediction_rows
 

@@ -75,6 +75,18 @@ def test_robust_least_squares_t_has_bell_mccaffreys_degrees_of_freedom():
     assert ours.interval.startswith("Student's t, Bell-McCaffrey degrees of freedom (")
 
 
+def test_past_its_budget_bell_mccaffrey_gives_way_to_n_minus_p_and_says_so(monkeypatch):
+    import lit_linreg.stats.inference as inference
+
+    x, y = table(24, 3, heteroscedastic=True)
+    monkeypatch.setattr(inference, "BELL_MCCAFFREY_MAX_WORK", 3 * 24 * 5 * 5**2 - 1)  # one multiply-add short
+    ours = run(x, y, "mse")
+    assert ours.df_params is None
+    assert ours.interval == "Student's t, 19 degrees of freedom (Bell-McCaffrey's skipped: too many rows x columns³)"
+    p_values, lower, upper = t_intervals(ours, np.full(5, 19))
+    np.testing.assert_allclose([[c.low, c.high] for c in [ours.bias, *ours.weights]], np.c_[lower, upper], rtol=1e-9)
+
+
 def test_bell_mccaffrey_is_welchs_degrees_of_freedom_for_two_groups():
     """For a difference of two means, HC2 is s0²/n0 + s1²/n1 and Bell and McCaffrey's degrees of freedom under
     equal variances are the Welch-Satterthwaite ones: (1/n0 + 1/n1)² / (1/(n0²(n0-1)) + 1/(n1²(n1-1)))."""
