@@ -33,6 +33,8 @@ TIMINGS = {"fit_seconds", "analysis_seconds"}
 # Differences of two numbers that agree to 1e-12: SGD's distance from the optimum (in standard errors, |w|/se of
 # up to ~1e3 here) and its loss above the optimum's. Compared in absolute terms.
 DIFFERENCES = {"distance_se", "max_distance_se", "loss_gap", "loss_gap_absolute"}
+# Ratios of sums with some cancellation (Bell and McCaffrey's degrees of freedom): compared to 1e-10, relative.
+RATIOS = {"df_params"}
 
 
 def same(a, b, path="summary", absolute=False):
@@ -49,6 +51,11 @@ def same(a, b, path="summary", absolute=False):
                 # near 0 is a difference of larger terms (one here agreed to 2e-11 of itself, 4e-14 of that).
                 scale = np.sqrt(np.outer(np.diag(a[key]), np.diag(a[key])))
                 assert np.all(np.abs(np.subtract(a[key], b[key])) <= 1e-12 * scale), (path, a[key], b[key])
+                continue
+            if key in RATIOS and a[key] is not None:
+                for part in ("w", "b"):
+                    ours, theirs = (np.array(v[key][part], dtype=float) for v in (a, b))
+                    np.testing.assert_allclose(ours, theirs, rtol=1e-10, err_msg=f"{path}.{key}")
                 continue
             same(a[key], b[key], f"{path}.{key}", absolute or key in DIFFERENCES)
     elif isinstance(a, list):

@@ -60,13 +60,18 @@ def t_intervals(a, dfs, alpha=0.05):
     return 2 * stats.t.sf(np.abs(est / se), dfs), est - half, est + half
 
 
+def df_params(a):
+    """Bell and McCaffrey's degrees of freedom in statsmodels' order: the constant first."""
+    return np.array([a.df_params[-1], *a.df_params[:-1]], dtype=float)
+
+
 def test_robust_least_squares_t_has_bell_mccaffreys_degrees_of_freedom():
     """HC2's t with Bell and McCaffrey's degrees of freedom, each coefficient's, equal to the eigenvalue form
-    restated in numpy on a small wide design (the table in raw units, offsets of 2e4 included)."""
+    restated in numpy on a small wide design."""
     x, y = table(24, 3, heteroscedastic=True)
     ours = run(x, y, "mse")
     dfs = bell_mccaffrey_reference(sm.add_constant(x))
-    np.testing.assert_allclose(np.r_[ours.df_params[-1], ours.df_params[:-1]], dfs, rtol=1e-9)
+    np.testing.assert_allclose(df_params(ours), dfs, rtol=1e-9)
     assert all(1 < df < ours.df_resid for df in dfs)  # fewer than n - p: the correction is not idle here
     p_values, lower, upper = t_intervals(ours, dfs, 0.05)
     coefficients = [ours.bias, *ours.weights]
@@ -84,7 +89,41 @@ def test_past_its_budget_bell_mccaffrey_gives_way_to_n_minus_p_and_says_so(monke
     assert ours.df_params is None
     assert ours.interval == "Student's t, 19 degrees of freedom (Bell-McCaffrey's skipped: too many rows x columns³)"
     p_values, lower, upper = t_intervals(ours, np.full(5, 19))
-    np.testing.assert_allclose([[c.low, c.high] for c in [ours.bias, *ours.weights]], np.c_[lower, upper], rtol=1e-9)
+    coefficients = [ours.bias, *ours.weights]
+    np.testing.assert_allclose([c.p_value for c in coefficients], p_values, rtol=1e-9)
+    np.testing.assert_allclose([[c.low, c.high] for c in coefficients], np.c_[lower, upper], rtol=1e-9)
+    monkeypatch.setattr(inference, "BELL_MCCAFFREY_MAX_WORK", 3 * 24 * 5 * 5**2)  # exactly the budget: computed
+    assert run(x, y, "mse").df_params is not None
+
+
+@pytest.mark.parametrize("loss", ["mse", "huber"])
+@pytest.mark.parametrize(
+    ("design", "rtol"),
+    # A column that nearly singles out one row (its leverage is 1 - 1.3e-9, so the weight 1/(1 - h) is known to
+    # about 1e-16/1.3e-9 = 1e-7 relative in either computation; they agreed to 5e-8) and two columns 1e-3 apart
+    # (condition number 2.2e3: numpy's inverse of the raw design is good to ~cond² · 1e-16; they agreed to 7e-10).
+    [("one-hot", 1e-6), ("collinear", 1e-8)],
+)
+def test_bell_mccaffrey_keeps_its_digits_where_leverage_nears_1_or_columns_nearly_coincide(design, rtol, loss):
+    rng = np.random.default_rng(5)
+    n = 24
+    if design == "one-hot":
+        x = np.c_[rng.normal(size=(n, 2)), (np.arange(n) == 3) + 1e-5 * rng.normal(size=n)]
+    else:
+        z = rng.normal(size=n)
+        x = np.c_[z, z + 1e-3 * rng.normal(size=n), rng.normal(size=n)]
+    y = x[:, 0] + rng.standard_t(3, n)
+    ours = run(x, y, loss)
+    assert all(c.fitted for c in ours.weights)
+    design_matrix = sm.add_constant(x)
+    slope = None
+    if loss == "huber":
+        r = y - design_matrix @ estimates(ours)
+        slope = (np.abs(r) <= 1.345 * np.median(np.abs(r)) / stats.norm.ppf(0.75)).astype(float)
+        assert 0 < slope.sum() < n
+    dfs = bell_mccaffrey_reference(design_matrix, slope)
+    np.testing.assert_allclose(df_params(ours), dfs, rtol=rtol)
+    assert np.all((0 < dfs) & (dfs <= ours.df_resid))
 
 
 def test_bell_mccaffrey_is_welchs_degrees_of_freedom_for_two_groups():
@@ -97,6 +136,7 @@ def test_bell_mccaffrey_is_welchs_degrees_of_freedom_for_two_groups():
     ours = run(group[:, None], y, "mse")
     welch = (1 / n0 + 1 / n1) ** 2 / (1 / (n0**2 * (n0 - 1)) + 1 / (n1**2 * (n1 - 1)))
     assert ours.df_params[0] == pytest.approx(welch, rel=1e-10)
+    assert ours.df_params[1] == pytest.approx(n0 - 1, rel=1e-10)  # the bias is group 0's mean: s0²/n0, n0 - 1
     variances = y[:n0].var(ddof=1) / n0 + y[n0:].var(ddof=1) / n1
     assert ours.weights[0].std_error == pytest.approx(np.sqrt(variances), rel=1e-10)
 
@@ -245,13 +285,14 @@ def test_robust_huber_errors_are_hc2_carried_over_to_the_m_estimator():
     np.testing.assert_allclose(errors(ours), np.sqrt(np.diag(bread_inverse @ meat @ bread_inverse)), rtol=1e-8)
     assert "HC2-type M-estimator sandwich" == ours.covariance
     dfs = bell_mccaffrey_reference(design, slope)
-    np.testing.assert_allclose(np.r_[ours.df_params[-1], ours.df_params[:-1]], dfs, rtol=1e-8)
+    np.testing.assert_allclose(df_params(ours), dfs, rtol=1e-8)
     assert 0 < slope.sum() < len(slope)  # some rows beyond the threshold: S is not the identity
     p_values, lower, upper = t_intervals(ours, dfs)
     coefficients = [ours.bias, *ours.weights]
     np.testing.assert_allclose([c.p_value for c in coefficients], p_values, rtol=1e-8)
     np.testing.assert_allclose([[c.low, c.high] for c in coefficients], np.c_[lower, upper], rtol=1e-8)
     wide = run(x, y, "huber", huber_k=1e6)
+    np.testing.assert_allclose(df_params(wide), df_params(run(x, y, "mse")), rtol=1e-9)
     ols = sm.OLS(y, design).fit(cov_type="HC2")
     np.testing.assert_allclose(estimates(wide), ols.params, rtol=1e-8)
     np.testing.assert_allclose(errors(wide), ols.bse, rtol=1e-8)

@@ -9,6 +9,7 @@ fit) finish with a note instead of standard errors.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -65,7 +66,7 @@ class Analysis:
     cov_params: list[list[float]] | None = None  # of (w, b) in the table's units; 0 for a column left out
     residual_variance: float | None = None  # a new observation's variance around its mean (least squares)
     df_inference: int | None = None  # Student's t's degrees of freedom where not df_resid (clusters - 1)
-    df_params: list[float] | None = None  # one a coefficient where they differ (Bell and McCaffrey's), bias last
+    df_params: list[float | None] | None = None  # one a coefficient where they differ (Bell-McCaffrey), bias last
 
 
 def analyse(
@@ -225,8 +226,13 @@ def _bell_mccaffrey(analysis: Analysis, rows: DesignRows, beta: Tensor, loss: Lo
     if per_coefficient is None:
         analysis.interval += " (Bell-McCaffrey's skipped: too many rows x columns³)"
         return analysis.df_resid
-    analysis.df_params = per_coefficient.tolist()
-    fewest, most = (_degrees(float(v)) for v in per_coefficient[torch.isfinite(per_coefficient)].aminmax())
+    fitted = per_coefficient[torch.isfinite(per_coefficient)]  # a column left out has none (NaN)
+    # (Σλ)²/Σλ² of n - p eigenvalues is in (0, n - p]: outside, the sums lost their digits (none seen in tests).
+    if len(fitted) == 0 or not bool(((fitted > 0) & (fitted <= analysis.df_resid * (1 + 1e-9))).all()):
+        analysis.interval += " (Bell-McCaffrey's lost precision on this design)"
+        return analysis.df_resid
+    analysis.df_params = [float(v) if math.isfinite(v) else None for v in per_coefficient.tolist()]
+    fewest, most = (_degrees(float(v)) for v in fitted.aminmax())
     analysis.interval = f"Student's t, Bell-McCaffrey degrees of freedom ({fewest} to {most})"
     return per_coefficient
 

@@ -63,9 +63,14 @@ def least_squares_covariance(rows: DesignRows, beta: Tensor, kind: str) -> Tenso
     return gram_inverse @ meat @ gram_inverse
 
 
-# Bell and McCaffrey's degrees of freedom cost 3·n·m·p² for m contrasts of p parameters: above this many
+# Bell and McCaffrey's degrees of freedom cost about 3·n·m·p² for m contrasts of p parameters: above this many
 # multiply-adds (a 1,000-row table with 100 columns is 3e9, about 1 s here), Student's t keeps n - p.
 BELL_MCCAFFREY_MAX_WORK = 1e10
+# Rows with a leverage above this (at most 2p of them) are summed pair by pair: in the trace form their weights
+# 1/(1 - h) would be cancelled by terms as large, losing every digit as h nears 1.
+HIGH_LEVERAGE = 0.5
+# The (rows, m, p) temporary of a weighted Gram of m contrasts stays within this many numbers.
+GRAM_ELEMENTS = 1 << 22
 
 
 def bell_mccaffrey_df(rows: DesignRows, beta: Tensor, loss: Loss, contrasts: Tensor) -> Tensor | None:
@@ -75,9 +80,11 @@ def bell_mccaffrey_df(rows: DesignRows, beta: Tensor, loss: Loss, contrasts: Ten
 
     With s_i = ψ'(r_i), B = Σ s_i d_i d_iᵀ, h_i = s_i d_iᵀB⁻¹d_i and w_i = d_iᵀB⁻¹c / √(1 - h_i), the estimate is
     cᵀVc = Σ w_i² ψ̂_i² with ψ̂ ≈ (I - P)ψ, P = S D B⁻¹Dᵀ; ν = (Σλ)² / Σλ², λ the eigenvalues of W N W with
-    N = (I - P)(I - P)ᵀ (I - H for least squares). Without n x n matrices: with u = w², F = DB⁻¹Dᵀ, R = F², N_ij =
-    δ_ij - (s_i + s_j)F_ij + s_i s_j R_ij, so Σλ = Σ u_i N_ii and Σλ² = Σ_ij u_i u_j N_ij², whose off-diagonal
-    sums are traces of p x p matrices A_g = Σ g_i d_i d_iᵀ. NaN for a zero contrast; None past the budget.
+    N = (I - P)(I - P)ᵀ (I - H for least squares). So Σλ = Σ u_i N_ii and Σλ² = Σ_ij u_i u_j N_ij² with u = w².
+    Without n x n matrices, in whitened coordinates e_i = L⁻¹d_i (B = LLᵀ): F = EEᵀ, R = F² = E G Eᵀ with
+    G = L⁻¹DᵀDL⁻ᵀ, N_ij = δ_ij - (s_i + s_j)F_ij + s_i s_j R_ij, and the sum over pairs of ordinary rows is a few
+    traces of p x p matrices Ã_g = Σ g_i e_i e_iᵀ; pairs with a high-leverage row are summed one by one.
+    NaN for a zero contrast; None past the budget.
     """
     m, p = contrasts.shape
     if 3 * rows.n * m * p * p > BELL_MCCAFFREY_MAX_WORK:
@@ -85,36 +92,80 @@ def bell_mccaffrey_df(rows: DesignRows, beta: Tensor, loss: Loss, contrasts: Ten
     bread = torch.zeros(p, p, dtype=torch.float64)
     for d, t in rows.blocks():
         bread += (d * loss.psi_prime(d @ beta - t)[:, None]).T @ d
-    x = torch.linalg.inv(bread)  # B⁻¹: F = D X Dᵀ
-    y = x @ rows.gram() @ x  # B⁻¹ DᵀD B⁻¹: R = D Y Dᵀ
-    directions = x @ contrasts.T  # p x m: column k is B⁻¹ c_k
+    factor = torch.linalg.cholesky(bread)
+
+    def whiten(d: Tensor) -> Tensor:  # d L⁻ᵀ: the rows in coordinates where B is the identity
+        return torch.linalg.solve_triangular(factor, d.T, upper=False).T
+
+    g = whiten(whiten(rows.gram()).T)
+    directions = torch.linalg.solve_triangular(factor, contrasts.T, upper=False)  # d_iᵀB⁻¹c = e_iᵀ(L⁻¹c)
+
+    def parts(d: Tensor, t: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+        """(e, s, h, u, high) of a block of rows."""
+        e, s = whiten(d), loss.psi_prime(d @ beta - t)
+        h = s * e.square().sum(1)
+        inside = h < 1 - 1e-12  # a row fitted exactly has a zero residual (ψ): it weighs nothing
+        u = torch.where(inside[:, None], (e @ directions).square() / (1 - h[:, None]), 0.0)
+        return e, s, h, u, inside & (h > HIGH_LEVERAGE)
+
+    # The high-leverage rows, with their place in the table.
+    found, start = [], 0
+    for d, t in rows.blocks():
+        e, s, h, u, high = parts(d, t)
+        found.append((e[high], s[high], h[high], u[high], start + high.nonzero().squeeze(1)))
+        start += len(d)
+    e_high, s_high, h_high, u_high, at_high = (torch.cat(column) for column in zip(*found, strict=True))
     first, diagonal = torch.zeros(m, dtype=torch.float64), torch.zeros(m, dtype=torch.float64)
     a_u, a_us, a_uss = (torch.zeros(m, p, p, dtype=torch.float64) for _ in range(3))
+    cross = torch.zeros(len(at_high), m, dtype=torch.float64)  # Σ over ordinary rows j of u_j N_ij², high i
+    others = torch.zeros(len(at_high), dtype=torch.float64)  # Σ_{k≠i} F_ik², high i
+    start = 0
     for d, t in rows.blocks():
-        s = loss.psi_prime(d @ beta - t)[:, None]
-        f_ii, r_ii = ((d @ x) * d).sum(1)[:, None], ((d @ y) * d).sum(1)[:, None]
-        leverage = s * f_ii
-        # A row fitted exactly (h = 1) has a zero residual (least squares) or ψ (Huber): it weighs nothing.
-        u = torch.where(leverage < 1 - 1e-12, (d @ directions).square() / (1 - leverage), 0.0)  # n x m
-        n_ii = 1 - 2 * s * f_ii + s.square() * r_ii
+        e, s, h, u, high = parts(d, t)
+        u = u * (~high)[:, None]  # ordinary rows only: the high ones are added below
+        f, r = e.square().sum(1), ((e @ g) * e).sum(1)
+        n_ii = (1 - 2 * s * f + s.square() * r)[:, None]
         first += (u * n_ii).sum(0)
         diagonal += (u.square() * (2 * n_ii - 1)).sum(0)  # Σ u_i²(1 + 2 O_ii), O = N - I; Σ u_i² O_ii² below
-        a_u += torch.einsum("ik,ij,il->kjl", u, d, d)
-        a_us += torch.einsum("ik,ij,il->kjl", u * s, d, d)
-        a_uss += torch.einsum("ik,ij,il->kjl", u * s.square(), d, d)
+        a_u += _weighted_grams(e, u)
+        a_us += _weighted_grams(e, u * s[:, None])
+        a_uss += _weighted_grams(e, u * s.square()[:, None])
+        if len(at_high):
+            f_pair, r_pair = e @ e_high.T, (e @ g) @ e_high.T
+            n_pair = -(s[:, None] + s_high) * f_pair + s[:, None] * s_high * r_pair  # off the diagonal (j ≠ i)
+            cross += n_pair.square().T @ u
+            itself = (start + torch.arange(len(d)))[:, None] == at_high  # F_ii, left out of Σ_{k≠i}
+            others += torch.where(itself, 0.0, f_pair.square()).sum(0)
+        start += len(d)
 
     def trace(first: Tensor, second: Tensor) -> Tensor:  # tr(first · second), for each contrast
         return (first * second.transpose(1, 2)).sum((1, 2))
 
-    # Σ_ij u_i u_j O_ij², O_ij = -(s_i + s_j)F_ij + s_i s_j R_ij, term by term.
-    off_diagonal = (
-        2 * trace(a_uss @ x, a_u @ x)
-        + 2 * trace(a_us @ x, a_us @ x)
-        - 2 * trace(a_uss @ x, a_us @ y)
-        - 2 * trace(a_us @ x, a_uss @ y)
-        + trace(a_uss @ y, a_uss @ y)
+    # Σ over pairs of ordinary rows of u_i u_j O_ij², O_ij = -(s_i + s_j)F_ij + s_i s_j R_ij, term by term.
+    ordinary_pairs = (
+        2 * trace(a_uss, a_u)
+        + 2 * trace(a_us, a_us)
+        - 2 * trace(a_uss, a_us @ g)
+        - 2 * trace(a_us, a_uss @ g)
+        + trace(a_uss @ g, a_uss @ g)
     )
-    return first.square() / (diagonal + off_diagonal)
+    # Pairs of high-leverage rows, their own N_ii as the sum of squares it is: (1 - h_i)² + s_i² Σ_{k≠i} F_ik².
+    n_high = -(s_high[:, None] + s_high) * (e_high @ e_high.T) + s_high[:, None] * s_high * (e_high @ g @ e_high.T)
+    n_high.diagonal().copy_((1 - h_high).square() + s_high.square() * others)
+    first += (u_high * n_high.diagonal()[:, None]).sum(0)
+    high_pairs = ((n_high.square() @ u_high) * u_high).sum(0) + 2 * (cross * u_high).sum(0)
+    return first.square() / (diagonal + ordinary_pairs + high_pairs)
+
+
+def _weighted_grams(e: Tensor, weights: Tensor) -> Tensor:
+    """Σ_i w_ik e_i e_iᵀ for each column k of ``weights``: (m, p, p), a slice of the rows at a time."""
+    m, p = weights.shape[1], e.shape[1]
+    step = max(1, GRAM_ELEMENTS // (m * p))
+    grams = torch.zeros(m, p, p, dtype=torch.float64)
+    for start in range(0, len(e), step):
+        piece = slice(start, start + step)
+        grams += torch.einsum("ik,ij,il->kjl", weights[piece], e[piece], e[piece])
+    return grams
 
 
 def cluster_robust_covariance(rows: DesignRows, beta: Tensor, clusters: Tensor, groups: int) -> Tensor:
@@ -206,6 +257,8 @@ def m_estimator_covariance(rows: DesignRows, beta: Tensor, kind: str, loss: Loss
     # leverage in the ψ'-weighted design (least squares: exactly HC2), and Bell and McCaffrey's degrees of
     # freedom (``bell_mccaffrey_df``). The plain sandwich on n - p covered 89-90% on 16-row designs with 3 to 5
     # parameters (benchmarks/coverage.py --part wide); HC3's correction on n - p 94.5-98.3% on 16 to 64 rows.
+    # (Under the linearisation ``bell_mccaffrey_df`` uses, E ψ̂_i² is proportional to N_ii >= 1 - h_i when some
+    # rows pass the threshold: dividing by 1 - h_i corrects a little more than that; N_ii is untried.)
     meat = torch.zeros(p, p, dtype=torch.float64)
     for d, t in rows.blocks():
         r = d @ beta - t
