@@ -13,7 +13,9 @@ interval is known to fail.
   ψ'-weighted design), Student's t on n - p; HC3 was lit_linreg's default before;
 - ``HC2-BM``: HC2 with Bell and McCaffrey's degrees of freedom per coefficient (lit_linreg's default now),
   computed here from the n x n matrices (``tests.oracles.bell_mccaffrey_reference``);
-- ``HC3-BM``: HC3 on the same degrees of freedom.
+- ``HC3-BM``: HC3 on the same degrees of freedom;
+- ``HC2N-BM``: each row's ψ² over its variance factor under that linearisation, N_ii (1 - h_i for least squares,
+  at least that for Huber), on the same degrees of freedom.
 
 Huber's estimate and scale are statsmodels' RLM (HuberT, MAD scale), which lit_linreg's equal to 1e-6.
 """
@@ -52,10 +54,17 @@ def candidates(x: np.ndarray, y: np.ndarray, loss: str) -> tuple[np.ndarray, dic
         weight = np.where(leverage < 1 - 1e-12, psi**2 / (1 - leverage) ** power, 0.0)
         covariance = scale**2 * bread_inverse @ (design.T * weight) @ design @ bread_inverse
         errors[name] = np.sqrt(np.diag(covariance))
+    # Each row's ψ̂ variance factor under the linearisation, N_ii of N = (I - P)(I - P)ᵀ, P = S X B⁻¹Xᵀ (1 - h_i
+    # for least squares): HC2's 1 - h_i replaced by it.
+    residual_maker = np.eye(n) - (slope[:, None] * design) @ bread_inverse @ design.T
+    spread = (residual_maker**2).sum(1)
+    weight = np.where(leverage < 1 - 1e-12, psi**2 / spread, 0.0)
+    errors["HC2N"] = np.sqrt(np.diag(scale**2 * bread_inverse @ (design.T * weight) @ design @ bread_inverse))
     bm = bell_mccaffrey_reference(design, slope)
-    intervals = {name: (se, n - p) for name, se in errors.items()}
+    intervals = {name: (se, n - p) for name, se in errors.items() if name != "HC2N"}
     intervals["HC2-BM"] = (errors["HC2"], bm)
     intervals["HC3-BM"] = (errors["HC3"], bm)
+    intervals["HC2N-BM"] = (errors["HC2N"], bm)
     return np.asarray(fit.params), intervals
 
 
