@@ -16,16 +16,7 @@ from scipy import optimize, stats
 
 import lit_linreg
 from lit_linreg.api import TABLE_DEFAULTS
-from tests.conftest import (
-    CONFIGS,
-    DIABETES,
-    LINNERUD,
-    ROOT,
-    evaluate,
-    fit,
-    last_checkpoint,
-    read_summary,
-)
+from tests.conftest import CONFIGS, DIABETES, LINNERUD, ROOT, evaluate, fit, last_checkpoint, read_summary
 from tests.oracles import bell_mccaffrey_reference
 
 # What differs between two runs of the same fit: how long they took.
