@@ -162,6 +162,16 @@ def test_fits_started_together_never_share_a_run_directory(tmp_path):
     assert claim_run_directory(tmp_path).name == "version_32"
 
 
+def test_every_subcommand_is_offered_where_none_was_named_first(capsys):
+    """A command builds only its own subcommand's parser; --help, an option first or a misspelling see all four."""
+    with pytest.raises(SystemExit):
+        cli_main(["--help"])
+    text = capsys.readouterr().out
+    assert all(f"    {name}" in text for name in ("fit", "validate", "test", "predict")), text
+    message = command_error("fitt")
+    assert message.endswith("(choose from 'fit', 'validate', 'test', 'predict')"), message
+
+
 def test_help_documents_every_argument(capsys):
     with pytest.raises(SystemExit):
         cli_main(["fit", "--help"])
