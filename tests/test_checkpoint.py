@@ -49,6 +49,7 @@ def test_resume_mid_epoch_is_bit_identical_weights_and_logged_loss(tmp_path):
     assert resumed.trainer.callback_metrics["train/loss"] == straight.trainer.callback_metrics["train/loss"]
 
 
+@pytest.mark.slow
 def test_resume_from_every_checkpoint_of_a_run_is_bit_identical(tmp_path, monkeypatch):
     """A save after every step (mid-pass, pass ends, epoch ends, the end of fit): each one resumes exactly."""
     run = ("--trainer.max_epochs", "2", "--data.batch_size", "200", "--data.passes_per_epoch", "2", *SHORT)

@@ -102,6 +102,7 @@ def test_bad_values_get_a_one_line_error(tmp_path, args, names):
         assert name in message
 
 
+@pytest.mark.slow
 def test_bad_value_from_the_shell_exits_non_zero_without_traceback(tmp_path):
     result = run_train(tmp_path, "fit", "--data.batch_size", "x")
     assert result.returncode != 0
@@ -133,6 +134,7 @@ def test_a_reader_that_stops_early_ends_the_run_quietly(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.longest
 def test_two_fits_started_together_write_two_run_directories(tmp_path):
     """Real processes in one working directory, each with its own summary and checkpoint (Lightning's own choice
     of version_N lists the directories first, and two runs that start together take the same one)."""

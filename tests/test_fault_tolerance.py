@@ -123,6 +123,7 @@ def kill_during_a_checkpoint_write(cwd: Path, *args: str) -> None:
     assert saved_step(cwd) == before and len(run_directories(cwd)) == directories + 1  # nothing complete
 
 
+@pytest.mark.longest
 def test_repeated_sigkills_then_resume_end_bit_identical(tmp_path):
     """Each kill lands in a run resumed from the previous one's last complete checkpoint. The one mid-write
     leaves a run directory with no complete checkpoint, as a kill at start-up would: resuming skips it. (The
@@ -217,6 +218,7 @@ def _is_zombie(pid: int) -> bool:
     return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
 
 
+@pytest.mark.longest
 def test_ddp_learns_what_one_process_learns_and_resumes_bit_identical_after_a_killed_rank(tmp_path):
     """2 CPU processes walk the same global batches as one, each taking a slice, so they learn the same weights
     (to float32 summation order). Killing either rank stops the other in one line (or at once), and the run

@@ -101,6 +101,7 @@ def test_a_streamed_table_too_big_for_the_exact_lad_says_so(tmp_path, monkeypatc
 
 
 @pytest.mark.slow
+@pytest.mark.longest
 def test_a_memory_mapped_table_stays_out_of_anonymous_memory(tmp_path):
     """Scaled down from benchmarks/bench_data.py's 4 GB run: 2M rows x 7 float32 columns (56 MB on disk)."""
     path = write_parquet(tmp_path / "t.parquet", 2_000_000, row_group=100_000)

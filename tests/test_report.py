@@ -4,6 +4,7 @@ import json
 import math
 
 import numpy as np
+import pytest
 
 from lit_linreg.regression import Convergence, Optimum, Regression
 from lit_linreg.report import format_table, shown_path, significant
@@ -81,6 +82,7 @@ def test_an_unbounded_interval_runs_off_the_figure_and_the_table_says_inf():
     assert "unbounded" in effects.get_legend().get_texts()[-1].get_text()
 
 
+@pytest.mark.slow
 def test_a_converged_run_has_no_warning_and_a_stopped_one_warns(tmp_path, capsys):
     converged = read_summary(fit(tmp_path / "a", *CSV, "--model.loss", "mae"))  # diabetes by its hardest loss
     assert converged["convergence"]["converged"] and converged["convergence"]["max_distance_se"] < 0.5
@@ -100,6 +102,7 @@ def degenerate(tmp_path, name, header, rows, *args):
     return read_summary(fit(tmp_path / name, *CSV, *short, "--data.path", path, "--data.target", header[-1], *args))
 
 
+@pytest.mark.slow
 def test_degenerate_tables_finish_with_one_line_notes(tmp_path, capsys):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(60, 2))

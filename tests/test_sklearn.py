@@ -24,6 +24,7 @@ def test_scikit_learn_estimator_checks(estimator, check):
     check(estimator)
 
 
+@pytest.mark.slow
 def test_in_a_pipeline_under_cross_validation_it_fits_least_squares():
     table = pd.read_csv(DIABETES)
     x, y = table.drop(columns="progression"), table["progression"]

@@ -450,6 +450,7 @@ def test_bootstrap_intervals_contain_the_estimate_and_are_seeded():
         assert not np.allclose([c.low, c.high], [e.low, e.high], rtol=1e-6)  # another seed, other resamples
 
 
+@pytest.mark.slow
 def test_intervals_cover_the_truth_about_95_percent_of_the_time():
     """A small version of benchmarks/coverage.py: 3 losses x 60 tables x 5 parameters = 900 intervals."""
     rng = np.random.default_rng(11)
@@ -467,6 +468,7 @@ def test_intervals_cover_the_truth_about_95_percent_of_the_time():
         assert 0.907 <= np.mean(hits) <= 0.983, (loss, np.mean(hits))
 
 
+@pytest.mark.slow
 def test_intervals_cover_about_95_percent_on_a_small_wide_design():
     """16 rows for 5 parameters, correlated columns, one skewed (``benchmarks/coverage.py --part wide`` in small):
     100 tables x 5 parameters = 500 intervals a loss, whose 99.9% binomial band at 95% is [0.918, 0.982].
