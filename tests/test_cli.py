@@ -1,6 +1,7 @@
 """The command line: configs that stack, overrides that reach the objects, links, and one-line errors."""
 
 import multiprocessing
+import os
 import subprocess
 import sys
 
@@ -9,7 +10,7 @@ import yaml
 
 from lit_linreg.cli import cli_main
 from lit_linreg.runs import claim_run_directory
-from tests.conftest import CONFIGS, DIABETES, NO_PLOT, ROOT, command_error, fit, fit_error, run_train
+from tests.conftest import CONFIGS, DIABETES, NO_PLOT, QUIET, ROOT, command_error, fit, fit_error, run_train
 
 
 def printed_config(capsys, *args: str) -> dict:
@@ -133,17 +134,30 @@ def test_a_reader_that_stops_early_ends_the_run_quietly(tmp_path):
     assert process.wait(timeout=120) == 141 and process.stderr.read() == b""
 
 
-@pytest.mark.slow
-@pytest.mark.longest
-def test_two_fits_started_together_write_two_run_directories(tmp_path):
-    """Real processes in one working directory, each with its own summary and checkpoint (Lightning's own choice
-    of version_N lists the directories first, and two runs that start together take the same one)."""
-    command = [sys.executable, str(ROOT / "train.py"), "fit", "--trainer.max_epochs", "1", "--report.optimum", "false"]
-    processes = [subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, text=True) for _ in range(2)]
-    last_lines = [process.communicate(timeout=120)[0].splitlines()[-1] for process in processes]
-    assert [process.returncode for process in processes] == [0, 0]
+def _fit_when_told(cwd, output, go) -> None:
+    """A fit in a forked copy of this process, in ``cwd``, printing to the file ``output``, once ``go`` is set."""
+    os.chdir(cwd)
+    sys.stdout = open(output, "w")  # noqa: SIM115 (the process ends with the fit; multiprocessing flushes it)
+    go.wait()
+    cli_main(["fit", "--trainer.max_epochs", "1", "--report.optimum", "false", *NO_PLOT, *QUIET])
+
+
+def test_fits_started_together_write_a_run_directory_each(tmp_path):
+    """Four processes in one working directory, let go at the same moment, each with its own summary and
+    checkpoint (Lightning's own choice of version_N lists the directories first, and runs that start together
+    take the same one). Forked from this one, with Lightning imported: an interpreter start is ~8 s here."""
+    context, outputs = multiprocessing.get_context("fork"), [tmp_path / f"{i}.out" for i in range(4)]
+    go = context.Event()
+    processes = [context.Process(target=_fit_when_told, args=(tmp_path, out, go)) for out in outputs]
+    for process in processes:
+        process.start()
+    go.set()
+    for process in processes:
+        process.join(timeout=120)
+    assert [process.exitcode for process in processes] == [0] * 4
     runs = sorted((tmp_path / "lightning_logs").iterdir())
-    assert [run.name for run in runs] == ["version_0", "version_1"]
+    assert [run.name for run in runs] == [f"version_{i}" for i in range(4)]
+    last_lines = [out.read_text().splitlines()[-1] for out in outputs]
     assert sorted(line.split(" in ")[-1] for line in last_lines) == [f"lightning_logs/{run.name}" for run in runs]
     for run in runs:
         assert (run / "summary.json").exists() and (run / "checkpoints" / "last.ckpt").exists()
