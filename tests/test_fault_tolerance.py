@@ -1,11 +1,13 @@
 """Real training processes interrupted at several moments and resumed from last.ckpt: the same bits at the end."""
 
 import json
+import multiprocessing
 import os
 import shlex
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -17,7 +19,6 @@ from tests.conftest import CONFIGS, DIABETES, ROOT, fit, last_checkpoint
 
 pytestmark = pytest.mark.slow
 
-FAULT_INJECTION = Path(__file__).with_name("fault_injection")
 # Short and checkpoint-heavy: a save after every step, so kills land between saves and inside them.
 EPOCHS = 10  # of 32 steps
 RUN = ["--trainer.max_epochs", str(EPOCHS), "--checkpoint.every_seconds", "0"]
@@ -28,14 +29,12 @@ DDP = ["--config", str(CONFIGS / "ddp.yaml"), "--trainer.max_epochs", "4", "--da
 DDP += ["--checkpoint.every_seconds", "3600", "--checkpoint.every_n_epochs", "1"]
 
 
-def start(cwd: Path, *args: str, hang_in_fsync: bool = False) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(FAULT_INJECTION), str(ROOT)])}
-    env["LIT_LINREG_HANG_IN_FSYNC"] = "1" if hang_in_fsync else "0"
+def start(cwd: Path, *args: str) -> subprocess.Popen:
+    """``train.py fit`` as a user starts it, in a process of its own (and for DDP, the second rank's too)."""
     cwd.mkdir(parents=True, exist_ok=True)
     return subprocess.Popen(
         [sys.executable, str(ROOT / "train.py"), "fit", *RUN, *args],
         cwd=cwd,
-        env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -101,33 +100,60 @@ def run_directories(cwd: Path) -> list[Path]:
     return list(cwd.glob("lightning_logs/version_*"))
 
 
-def kill_mid_training(cwd: Path, *args: str) -> None:
+def _train_forked(cwd: Path, hang_in_fsync: bool, args: tuple[str, ...]) -> None:
+    """The run, in a forked copy of this process (Lightning imported already: an interpreter start is ~8 s here)."""
+    if hang_in_fsync:
+        # The first fsync never returns. Only checkpoint writes fsync, between writing .last.ckpt.partial and
+        # renaming it over last.ckpt: a test that sees the partial file kills the process mid-write, every time.
+        fsync = os.fsync
+
+        def hanging_fsync(fd: int) -> None:
+            fsync(fd)
+            threading.Event().wait()  # until the test kills the process
+
+        os.fsync = hanging_fsync
+    sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (the process is killed)
+    fit(cwd, *RUN, *args)
+
+
+def start_forked(cwd: Path, *args: str, hang_in_fsync: bool = False) -> multiprocessing.Process:
+    process = multiprocessing.get_context("fork").Process(target=_train_forked, args=(cwd, hang_in_fsync, args))
+    process.start()
+    return process
+
+
+def kill_forked(process: multiprocessing.Process) -> None:
+    os.kill(process.pid, signal.SIGKILL)
+    process.join(timeout=30)
+    assert process.exitcode == -signal.SIGKILL
+
+
+def kill_mid_training(cwd: Path) -> None:
     """Kills once training has gone at least 100 steps past the last resume point: mid-epoch, between saves."""
     before = saved_step(cwd)
-    process = start(cwd, *args, *resume_args(cwd))
+    process = start_forked(cwd, *resume_args(cwd))
     wait_for(lambda: saved_step(cwd) > before + 100)
-    kill_group(process)
+    kill_forked(process)
     assert 0 < saved_step(cwd) < EPOCHS * 32, "the kill must land before the end of the run"
 
 
-def kill_during_a_checkpoint_write(cwd: Path, *args: str) -> None:
+def kill_during_a_checkpoint_write(cwd: Path) -> None:
     """Kills while the first save of a resumed run is being written: a hanging fsync holds the write open, so the
     kill lands there however fast the machine is."""
     before, directories = saved_step(cwd), len(run_directories(cwd))
     for stale in cwd.glob("lightning_logs/version_*/checkpoints/.last.ckpt.partial"):
         stale.unlink()  # left by an earlier kill: wait for this process's own write
-    process = start(cwd, *args, *resume_args(cwd), hang_in_fsync=True)
+    process = start_forked(cwd, *resume_args(cwd), hang_in_fsync=True)
     wait_for(lambda: any(cwd.glob("lightning_logs/version_*/checkpoints/.last.ckpt.partial")))
-    kill_group(process)
+    kill_forked(process)
     assert any(cwd.glob("lightning_logs/version_*/checkpoints/.last.ckpt.partial")), "killed mid-write"
     assert saved_step(cwd) == before and len(run_directories(cwd)) == directories + 1  # nothing complete
 
 
-@pytest.mark.longest
 def test_repeated_sigkills_then_resume_end_bit_identical(tmp_path):
     """Each kill lands in a run resumed from the previous one's last complete checkpoint. The one mid-write
-    leaves a run directory with no complete checkpoint, as a kill at start-up would: resuming skips it. (The
-    resume that finishes reads only files, so it runs in this process.)"""
+    leaves a run directory with no complete checkpoint, as a kill at start-up would: resuming skips it. The killed
+    runs are forked processes; the resume that finishes reads only files, so it runs in this one."""
     reference = finish_in_process(tmp_path / "uninterrupted")
     cwd = tmp_path / "killed"
     kill_mid_training(cwd)
