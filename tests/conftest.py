@@ -93,7 +93,7 @@ def diabetes_run(tmp_path_factory):
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The longest tests first (killed DDP runs, a 2M-row table in fresh processes: tens of seconds each), then the
     other slow ones, the quick ones last: pytest-xdist's load scheduling deals the first tests out in turn, so the
-    longest start at once on both test processes, and the last minutes are shared out in small pieces (started last, the DDP test had
-    left one process running it alone for its final 27 s). The same order in every process, as pytest-xdist
-    requires: a stable sort of the collected order."""
+    longest start at once on both test processes, and the last minutes are shared out in small pieces (started
+    last, the DDP test had left one process running it alone for its final 27 s). The same order in every process,
+    as pytest-xdist requires: a stable sort of the collected order."""
     items.sort(key=lambda item: (item.get_closest_marker("longest") is None, item.get_closest_marker("slow") is None))
