@@ -16,9 +16,8 @@ LOWEST_VENV := .venv-lowest
 LOWEST      := "lightning==2.6.0" "jsonargparse[signatures]==4.43.0" "tensorboard==2.21.0" "numpy==1.26.0" \
                "scipy==1.11.1" "matplotlib==3.8.0" "pyparsing<3.3" "pyarrow==15.0.0" "pandas==2.1.1" \
                "scikit-learn==1.6.0" "statsmodels>=0.15" "pytest>=8" "pytest-xdist>=3.5"
-# One test process per core the suite may use (pytest-xdist), dealt the first tests in turn (the longest: see
-# tests/conftest.py), then the next as it finishes one: the
-# slow tests are mostly start-up of real processes, not arithmetic, and overlap well.
+# One test process per core the suite may use (pytest-xdist), each given the next test as it finishes one, the
+# longest first (tests/conftest.py): the slow tests are mostly start-up of processes, not arithmetic, and overlap.
 PYTEST := -m pytest -n auto --dist load --maxschedchunk 1
 # Where `make bench` writes its tables: untracked, so a run rewrites nothing in the repository.
 RESULTS ?= benchmarks/results
@@ -38,7 +37,7 @@ train: $(STAMP)
 test: lint
 	$(BIN)/python $(PYTEST)
 
-# The edit-test loop: everything but the tests marked slow (subprocesses, DDP, kills, public tables).
+# The edit-test loop: everything but the tests marked slow (processes, DDP, kills, public tables, Monte Carlo).
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow" -q
 

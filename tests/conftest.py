@@ -91,9 +91,13 @@ def diabetes_run(tmp_path_factory):
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The longest tests first (killed DDP runs, a 2M-row table in fresh processes: tens of seconds each), then the
-    other slow ones, the quick ones last: pytest-xdist's load scheduling deals the first tests out in turn, so the
-    longest start at once on both test processes, and the last minutes are shared out in small pieces (started
-    last, the DDP test had left one process running it alone for its final 27 s). The same order in every process,
-    as pytest-xdist requires: a stable sort of the collected order."""
-    items.sort(key=lambda item: (item.get_closest_marker("longest") is None, item.get_closest_marker("slow") is None))
+    """The slow tests first (processes, DDP, kills: up to a minute each), the quick ones after, and each longest
+    test at the head of a pair: pytest-xdist's load scheduling (``--maxschedchunk 1``) hands each test process
+    two tests to start with, then the next one in this order as it finishes one. So the longest start at once,
+    one on each process, and the last minutes are shared out in small pieces (started last, the DDP test had left
+    one process running it alone for its final 27 s). The same order in every process, as pytest-xdist requires:
+    a stable sort of the collected order."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+    longest = [item for item in items if item.get_closest_marker("longest")]
+    others = [item for item in items if not item.get_closest_marker("longest")]
+    items[:] = [item for pair in zip(longest, others, strict=False) for item in pair] + others[len(longest) :]

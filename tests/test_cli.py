@@ -137,9 +137,11 @@ def test_a_reader_that_stops_early_ends_the_run_quietly(tmp_path):
 def _fit_when_told(cwd, output, go) -> None:
     """A fit in a forked copy of this process, in ``cwd``, printing to the file ``output``, once ``go`` is set."""
     os.chdir(cwd)
-    sys.stdout = open(output, "w")  # noqa: SIM115 (the process ends with the fit; multiprocessing flushes it)
-    go.wait()
-    cli_main(["fit", "--trainer.max_epochs", "1", "--report.optimum", "false", *NO_PLOT, *QUIET])
+    sys.stdout = open(output, "w")  # closed with the process, which multiprocessing flushes
+    # On the CPU: a process forked from one that has used CUDA cannot use it again.
+    args = ["fit", "--trainer.max_epochs", "1", "--trainer.accelerator", "cpu", "--report.optimum", "false"]
+    if go.wait(timeout=60):
+        cli_main([*args, *NO_PLOT, *QUIET])
 
 
 def test_fits_started_together_write_a_run_directory_each(tmp_path):
@@ -149,11 +151,17 @@ def test_fits_started_together_write_a_run_directory_each(tmp_path):
     context, outputs = multiprocessing.get_context("fork"), [tmp_path / f"{i}.out" for i in range(4)]
     go = context.Event()
     processes = [context.Process(target=_fit_when_told, args=(tmp_path, out, go)) for out in outputs]
-    for process in processes:
-        process.start()
-    go.set()
-    for process in processes:
-        process.join(timeout=120)
+    try:
+        for process in processes:
+            process.start()
+        go.set()
+        for process in processes:
+            process.join(timeout=120)
+    finally:  # none left behind, holding the test process's exit, whatever went wrong
+        for process in processes:
+            if process.pid is not None and process.exitcode is None:
+                process.kill()
+                process.join(timeout=30)
     assert [process.exitcode for process in processes] == [0] * 4
     runs = sorted((tmp_path / "lightning_logs").iterdir())
     assert [run.name for run in runs] == [f"version_{i}" for i in range(4)]
@@ -179,13 +187,13 @@ def test_fits_started_together_never_share_a_run_directory(tmp_path):
 
 
 def test_every_subcommand_is_offered_where_none_was_named_first(capsys):
-    """A command builds only its own subcommand's parser; --help, an option first or a misspelling see all four."""
+    """A command builds only its own subcommand's parser; --help and a misspelling see all four."""
     with pytest.raises(SystemExit):
         cli_main(["--help"])
     text = capsys.readouterr().out
     assert all(f"    {name}" in text for name in ("fit", "validate", "test", "predict")), text
-    message = command_error("fitt")
-    assert message.endswith("(choose from 'fit', 'validate', 'test', 'predict')"), message
+    offered = command_error("fitt").split("choose from")[1]  # argparse quotes the names or not, by Python version
+    assert all(name in offered for name in ("fit", "validate", "test", "predict")), offered
 
 
 def test_help_documents_every_argument(capsys):

@@ -1,5 +1,6 @@
 """Real training processes interrupted at several moments and resumed from last.ckpt: the same bits at the end."""
 
+import contextlib
 import json
 import multiprocessing
 import os
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import lightning as L
@@ -22,7 +24,8 @@ pytestmark = pytest.mark.slow
 # Short and checkpoint-heavy: a save after every step, so kills land between saves and inside them.
 EPOCHS = 10  # of 32 steps
 RUN = ["--trainer.max_epochs", str(EPOCHS), "--checkpoint.every_seconds", "0"]
-RUN += ["--report.optimum", "false", "--report.plot", "false"]
+# On the CPU wherever the suite runs: a process forked from one that has used CUDA cannot use it again.
+RUN += ["--report.optimum", "false", "--report.plot", "false", "--trainer.accelerator", "cpu"]
 # Batches of 15 rows: each global batch splits unevenly across the two ranks (8 + 7). A save at every epoch end
 # (34 steps) rather than every step: under DDP each save is a collective too, and the kills need only some save.
 DDP = ["--config", str(CONFIGS / "ddp.yaml"), "--trainer.max_epochs", "4", "--data.batch_size", "15"]
@@ -85,8 +88,8 @@ def finish(cwd: Path, *args: str) -> dict:
 
 
 def finish_in_process(tmp_path: Path, *args: str) -> dict:
-    """A run (or a resume) to the end in this process, where nothing needs a process of its own (a start costs
-    seconds); its last checkpoint."""
+    """A run (or a resume) to the end, started from this process (an interpreter start costs seconds); its last
+    checkpoint."""
     return torch.load(last_checkpoint(fit(tmp_path, *RUN, *args)), weights_only=True)
 
 
@@ -112,17 +115,26 @@ def _train_forked(cwd: Path, hang_in_fsync: bool, args: tuple[str, ...]) -> None
             threading.Event().wait()  # until the test kills the process
 
         os.fsync = hanging_fsync
-    sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (the process is killed)
+    sys.stdout = open(os.devnull, "w")  # the process is killed: nothing to close
     fit(cwd, *RUN, *args)
 
 
-def start_forked(cwd: Path, *args: str, hang_in_fsync: bool = False) -> multiprocessing.Process:
+@contextlib.contextmanager
+def forked_run(cwd: Path, *args: str, hang_in_fsync: bool = False) -> Iterator[multiprocessing.Process]:
+    """A run in a forked copy of this process, SIGKILLed on the way out if it still runs: a test that fails while
+    waiting for it must not leave it behind, holding the test process's exit."""
     process = multiprocessing.get_context("fork").Process(target=_train_forked, args=(cwd, hang_in_fsync, args))
     process.start()
-    return process
+    try:
+        yield process
+    finally:
+        if process.exitcode is None:
+            os.kill(process.pid, signal.SIGKILL)
+        process.join(timeout=30)
 
 
 def kill_forked(process: multiprocessing.Process) -> None:
+    """SIGKILL, and a check that it was the kill that ended the process (not an error before it)."""
     os.kill(process.pid, signal.SIGKILL)
     process.join(timeout=30)
     assert process.exitcode == -signal.SIGKILL
@@ -131,9 +143,9 @@ def kill_forked(process: multiprocessing.Process) -> None:
 def kill_mid_training(cwd: Path) -> None:
     """Kills once training has gone at least 100 steps past the last resume point: mid-epoch, between saves."""
     before = saved_step(cwd)
-    process = start_forked(cwd, *resume_args(cwd))
-    wait_for(lambda: saved_step(cwd) > before + 100)
-    kill_forked(process)
+    with forked_run(cwd, *resume_args(cwd)) as process:
+        wait_for(lambda: saved_step(cwd) > before + 100)
+        kill_forked(process)
     assert 0 < saved_step(cwd) < EPOCHS * 32, "the kill must land before the end of the run"
 
 
@@ -143,9 +155,9 @@ def kill_during_a_checkpoint_write(cwd: Path) -> None:
     before, directories = saved_step(cwd), len(run_directories(cwd))
     for stale in cwd.glob("lightning_logs/version_*/checkpoints/.last.ckpt.partial"):
         stale.unlink()  # left by an earlier kill: wait for this process's own write
-    process = start_forked(cwd, *resume_args(cwd), hang_in_fsync=True)
-    wait_for(lambda: any(cwd.glob("lightning_logs/version_*/checkpoints/.last.ckpt.partial")))
-    kill_forked(process)
+    with forked_run(cwd, *resume_args(cwd), hang_in_fsync=True) as process:
+        wait_for(lambda: any(cwd.glob("lightning_logs/version_*/checkpoints/.last.ckpt.partial")))
+        kill_forked(process)
     assert any(cwd.glob("lightning_logs/version_*/checkpoints/.last.ckpt.partial")), "killed mid-write"
     assert saved_step(cwd) == before and len(run_directories(cwd)) == directories + 1  # nothing complete
 
@@ -245,14 +257,16 @@ def _is_zombie(pid: int) -> bool:
 
 
 @pytest.mark.longest
-def test_ddp_learns_what_one_process_learns_and_resumes_bit_identical_after_a_killed_rank(tmp_path):
+def test_ddp_learns_what_one_process_learns_and_resumes_bit_identical_after_a_killed_rank(tmp_path, monkeypatch):
     """2 CPU processes walk the same global batches as one, each taking a slice, so they learn the same weights
     (to float32 summation order). Killing either rank stops the other in one line (or at once), and the run
     resumed from last.ckpt ends bit-identical to the uninterrupted 2-process run.
 
     The uninterrupted run forks its 2 processes from this one (Lightning's ddp_fork: the same collectives and
     slices as ddp, without the two interpreter starts, ~8 s each here, that each real run below pays)."""
+    monkeypatch.delenv("MASTER_PORT", raising=False)  # absent again after the test, whatever Lightning sets
     reference = finish_in_process(tmp_path / "uninterrupted", *DDP, "--trainer.strategy", "ddp_fork")
+    os.environ.pop("MASTER_PORT", None)  # the port the fork launcher chose: each real launch below chooses its own
     single = finish_in_process(tmp_path / "single", *DDP[2:])
     assert reference["global_step"] == single["global_step"] == 4 * 34  # ceil(500 / 15) steps an epoch
     for name in ("w", "b"):
