@@ -60,6 +60,11 @@ def t_intervals(a, dfs, alpha=0.05):
     return 2 * stats.t.sf(np.abs(est / se), dfs), est - half, est + half
 
 
+def mad_scale(residual):
+    """The MAD scale of residuals, as RLM's and Huber's threshold use it: median |r| over Φ⁻¹(3/4)."""
+    return float(np.median(np.abs(residual)) / stats.norm.ppf(0.75))
+
+
 def df_params(a):
     """Bell and McCaffrey's degrees of freedom in statsmodels' order: the constant first."""
     return np.array([a.df_params[-1], *a.df_params[:-1]], dtype=float)
@@ -119,7 +124,7 @@ def test_bell_mccaffrey_keeps_its_digits_where_leverage_nears_1_or_columns_nearl
     slope = None
     if loss == "huber":
         r = y - design_matrix @ estimates(ours)
-        slope = (np.abs(r) <= 1.345 * np.median(np.abs(r)) / stats.norm.ppf(0.75)).astype(float)
+        slope = (np.abs(r) <= 1.345 * mad_scale(r)).astype(float)
         assert 0 < slope.sum() < n
     dfs = bell_mccaffrey_reference(design_matrix, slope)
     np.testing.assert_allclose(df_params(ours), dfs, rtol=rtol)
@@ -239,7 +244,7 @@ def test_optima_are_optimal_for_every_loss():
         a = run(x, y, loss)
         coef = np.r_[[c.estimate for c in a.weights], a.bias.estimate]
         # Huber's at the scale of the fit: the MAD of its residuals (RLM's fixed point), in the target's units.
-        mad = float(np.median(np.abs(design @ coef - y)) / stats.norm.ppf(0.75))
+        mad = mad_scale(design @ coef - y)
 
         def mean(c, loss=loss, mad=mad):
             r = torch.tensor(design @ c - y)
@@ -277,7 +282,7 @@ def test_robust_huber_errors_are_hc2_carried_over_to_the_m_estimator():
     ours = run(x, y, "huber")
     design = sm.add_constant(x)
     r = y - design @ estimates(ours)
-    delta = 1.345 * np.median(np.abs(r)) / stats.norm.ppf(0.75)
+    delta = 1.345 * mad_scale(r)
     psi, slope = np.clip(r, -delta, delta), (np.abs(r) <= delta).astype(float)
     bread_inverse = np.linalg.inv((design * slope[:, None]).T @ design)
     leverage = slope * np.einsum("ij,jk,ik->i", design, bread_inverse, design)
