@@ -1,9 +1,13 @@
 """Shared helpers: runs of the real CLI, in-process (fast) or as a process (as a user would run it)."""
 
+import contextlib
 import json
+import multiprocessing
 import os
+import signal
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 # One math thread per process, set before torch is imported (and inherited by the processes tests start): the
@@ -70,6 +74,21 @@ def run_train(cwd: Path, *args: str, timeout: float = 240, env: dict[str, str] |
         timeout=timeout,
         env={**os.environ, **(env or {})},
     )
+
+
+@contextlib.contextmanager
+def forked(target: Callable[..., None], *args) -> Iterator[multiprocessing.Process]:
+    """``target(*args)`` in a forked copy of this process (Lightning imported already: an interpreter start costs
+    ~8 s here), SIGKILLed on the way out if it still runs: a test that fails while waiting for it must not leave
+    it behind, holding the test process's exit."""
+    process = multiprocessing.get_context("fork").Process(target=target, args=args)
+    process.start()
+    try:
+        yield process
+    finally:
+        if process.exitcode is None:
+            os.kill(process.pid, signal.SIGKILL)
+        process.join(timeout=30)
 
 
 @pytest.fixture(scope="session")

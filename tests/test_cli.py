@@ -1,5 +1,6 @@
 """The command line: configs that stack, overrides that reach the objects, links, and one-line errors."""
 
+import contextlib
 import multiprocessing
 import os
 import subprocess
@@ -10,7 +11,7 @@ import yaml
 
 from lit_linreg.cli import cli_main
 from lit_linreg.runs import claim_run_directory
-from tests.conftest import CONFIGS, DIABETES, NO_PLOT, QUIET, ROOT, command_error, fit, fit_error, run_train
+from tests.conftest import CONFIGS, DIABETES, NO_PLOT, QUIET, ROOT, command_error, fit, fit_error, forked, run_train
 
 
 def printed_config(capsys, *args: str) -> dict:
@@ -148,20 +149,12 @@ def test_fits_started_together_write_a_run_directory_each(tmp_path):
     """Four processes in one working directory, let go at the same moment, each with its own summary and
     checkpoint (Lightning's own choice of version_N lists the directories first, and runs that start together
     take the same one). Forked from this one, with Lightning imported: an interpreter start is ~8 s here."""
-    context, outputs = multiprocessing.get_context("fork"), [tmp_path / f"{i}.out" for i in range(4)]
-    go = context.Event()
-    processes = [context.Process(target=_fit_when_told, args=(tmp_path, out, go)) for out in outputs]
-    try:
-        for process in processes:
-            process.start()
+    outputs, go = [tmp_path / f"{i}.out" for i in range(4)], multiprocessing.get_context("fork").Event()
+    with contextlib.ExitStack() as stack:
+        processes = [stack.enter_context(forked(_fit_when_told, tmp_path, out, go)) for out in outputs]
         go.set()
         for process in processes:
             process.join(timeout=120)
-    finally:  # none left behind, holding the test process's exit, whatever went wrong
-        for process in processes:
-            if process.pid is not None and process.exitcode is None:
-                process.kill()
-                process.join(timeout=30)
     assert [process.exitcode for process in processes] == [0] * 4
     runs = sorted((tmp_path / "lightning_logs").iterdir())
     assert [run.name for run in runs] == [f"version_{i}" for i in range(4)]

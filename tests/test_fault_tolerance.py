@@ -1,6 +1,5 @@
 """Real training processes interrupted at several moments and resumed from last.ckpt: the same bits at the end."""
 
-import contextlib
 import json
 import multiprocessing
 import os
@@ -10,14 +9,13 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import lightning as L
 import pytest
 import torch
 
-from tests.conftest import CONFIGS, DIABETES, ROOT, fit, last_checkpoint
+from tests.conftest import CONFIGS, DIABETES, ROOT, fit, forked, last_checkpoint
 
 pytestmark = pytest.mark.slow
 
@@ -103,8 +101,8 @@ def run_directories(cwd: Path) -> list[Path]:
     return list(cwd.glob("lightning_logs/version_*"))
 
 
-def _train_forked(cwd: Path, hang_in_fsync: bool, args: tuple[str, ...]) -> None:
-    """The run, in a forked copy of this process (Lightning imported already: an interpreter start is ~8 s here)."""
+def _train_forked(cwd: Path, hang_in_fsync: bool, args: list[str]) -> None:
+    """The run, in a forked copy of this process (``forked``), its first fsync hanging if asked."""
     if hang_in_fsync:
         # The first fsync never returns. Only checkpoint writes fsync, between writing .last.ckpt.partial and
         # renaming it over last.ckpt: a test that sees the partial file kills the process mid-write, every time.
@@ -119,20 +117,6 @@ def _train_forked(cwd: Path, hang_in_fsync: bool, args: tuple[str, ...]) -> None
     fit(cwd, *RUN, *args)
 
 
-@contextlib.contextmanager
-def forked_run(cwd: Path, *args: str, hang_in_fsync: bool = False) -> Iterator[multiprocessing.Process]:
-    """A run in a forked copy of this process, SIGKILLed on the way out if it still runs: a test that fails while
-    waiting for it must not leave it behind, holding the test process's exit."""
-    process = multiprocessing.get_context("fork").Process(target=_train_forked, args=(cwd, hang_in_fsync, args))
-    process.start()
-    try:
-        yield process
-    finally:
-        if process.exitcode is None:
-            os.kill(process.pid, signal.SIGKILL)
-        process.join(timeout=30)
-
-
 def kill_forked(process: multiprocessing.Process) -> None:
     """SIGKILL, and a check that it was the kill that ended the process (not an error before it)."""
     os.kill(process.pid, signal.SIGKILL)
@@ -143,7 +127,7 @@ def kill_forked(process: multiprocessing.Process) -> None:
 def kill_mid_training(cwd: Path) -> None:
     """Kills once training has gone at least 100 steps past the last resume point: mid-epoch, between saves."""
     before = saved_step(cwd)
-    with forked_run(cwd, *resume_args(cwd)) as process:
+    with forked(_train_forked, cwd, False, resume_args(cwd)) as process:
         wait_for(lambda: saved_step(cwd) > before + 100)
         kill_forked(process)
     assert 0 < saved_step(cwd) < EPOCHS * 32, "the kill must land before the end of the run"
@@ -155,7 +139,7 @@ def kill_during_a_checkpoint_write(cwd: Path) -> None:
     before, directories = saved_step(cwd), len(run_directories(cwd))
     for stale in cwd.glob("lightning_logs/version_*/checkpoints/.last.ckpt.partial"):
         stale.unlink()  # left by an earlier kill: wait for this process's own write
-    with forked_run(cwd, *resume_args(cwd), hang_in_fsync=True) as process:
+    with forked(_train_forked, cwd, True, resume_args(cwd)) as process:
         wait_for(lambda: any(cwd.glob("lightning_logs/version_*/checkpoints/.last.ckpt.partial")))
         kill_forked(process)
     assert any(cwd.glob("lightning_logs/version_*/checkpoints/.last.ckpt.partial")), "killed mid-write"
