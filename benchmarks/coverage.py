@@ -1,7 +1,8 @@
 """How often the "95%" intervals cover the planted truth, beside statsmodels' on the same datasets.
 
-    python -m benchmarks.coverage                    # coverage.md and coverage-wide.md (~90 minutes on one core)
+    python -m benchmarks.coverage                    # coverage.md and coverage-wide.md, a setting a core
     python -m benchmarks.coverage --part wide        # only the small wide designs (coverage-wide.md)
+    python -m benchmarks.coverage --rank-cutoff normal   # the median's rank test with the normal cutoff, mae only
 
 ``planted``: data as the tutorial makes it (X ~ N(0, 1), 4 columns, w = [8.1, 2, 2, 4], b = 1.1), with normal
 or t(3) noise of scale 1, at n = 30, 200 and 2,000; 1,000 datasets a setting, so 5,000 intervals (5 parameters
@@ -11,11 +12,19 @@ parameter per 3 to 10 rows; columns correlated 0.5 with one of them log-normal (
 rows); weights drawn N(0, 1) per dataset, normal or t(3) noise; 400 datasets a setting.
 lit_linreg's intervals are its defaults (robust covariances, Student's t); statsmodels' are its defaults too:
 OLS (classical), QuantReg (its "robust" sparsity estimate), RLM (Huber's T with a MAD scale and H1).
+``--rank-cutoff normal`` measures the rank-score test (the median's intervals below 1,001 rows,
+``lit_linreg.stats.rank_test``) with the normal cutoff, the default before the Monte Carlo one, on the same
+datasets, for mae only, into ``coverage-normal-cutoff.md`` and ``coverage-wide-normal-cutoff.md``. Settings are
+measured side by side, one a process (``--jobs``, default: one a core).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
+import multiprocessing
+import os
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -50,9 +59,12 @@ def wide_dataset(rng: np.random.Generator, n: int, p: int, noise: str) -> tuple[
     return x, x @ w + 1.0 + e, np.r_[1.0, w]  # symmetric noise: its mean and median are 0
 
 
-def ours(x: np.ndarray, y: np.ndarray, loss: str) -> np.ndarray:
+LOSSES = ("mse", "mae", "huber")
+
+
+def ours(x: np.ndarray, y: np.ndarray, loss: str, rank_cutoff: str = "monte carlo") -> np.ndarray:
     names = NAMES if x.shape[1] == len(NAMES) else [f"x{j}" for j in range(x.shape[1])]
-    a = analyse(torch.tensor(x), torch.tensor(y), names, loss)
+    a = analyse(torch.tensor(x), torch.tensor(y), names, loss, rank_cutoff=rank_cutoff)
     return np.array([[c.low, c.high] for c in [a.bias, *a.weights]])
 
 
@@ -67,34 +79,48 @@ def statsmodels_intervals(x: np.ndarray, y: np.ndarray, loss: str) -> np.ndarray
     return np.asarray(fit.conf_int(0.05))
 
 
-def planted(datasets: int) -> list[list]:
-    rows = []
-    for n in (30, 200, 2000):
-        for noise in ("normal", "t3"):
-            rng = np.random.default_rng(n + (noise == "t3"))
-            hits = {loss: [[], []] for loss in ("mse", "mae", "huber")}
-            for _ in range(datasets):
-                x, y = dataset(rng, n, noise)
-                for loss, (mine, theirs) in hits.items():
-                    for store, intervals in ((mine, ours(x, y, loss)), (theirs, statsmodels_intervals(x, y, loss))):
-                        store.extend((intervals[:, 0] <= TRUTH) & (TRUTH <= intervals[:, 1]))
-            rows += _rows(f"n = {n}, {noise} noise", hits)
-    return rows
+SETTINGS = {
+    "planted": [(n, noise) for n in (30, 200, 2000) for noise in ("normal", "t3")],
+    "wide": [(n, p, noise) for n, p in WIDE for noise in ("normal", "t3")],
+}
 
 
-def wide(datasets: int) -> list[list]:
-    rows = []
-    for n, p in WIDE:
-        for noise in ("normal", "t3"):
-            rng = np.random.default_rng(100 * n + p + (noise == "t3"))
-            hits = {loss: [[], []] for loss in ("mse", "mae", "huber")}
-            for _ in range(datasets):
-                x, y, truth = wide_dataset(rng, n, p, noise)
-                for loss, (mine, theirs) in hits.items():
-                    for store, intervals in ((mine, ours(x, y, loss)), (theirs, statsmodels_intervals(x, y, loss))):
-                        store.extend((intervals[:, 0] <= truth) & (truth <= intervals[:, 1]))
-            rows += _rows(f"n = {n}, {p} parameters, {noise} noise", hits)
-    return rows
+def measure(setting: tuple, datasets: int, losses: tuple[str, ...], rank_cutoff: str) -> list[list]:
+    """The table's rows for one setting of ``SETTINGS`` (n and noise, planted; n, parameters and noise, wide),
+    its datasets drawn from a seed of its own."""
+    if len(setting) == 2:
+        n, noise = setting
+        rng, label = np.random.default_rng(n + (noise == "t3")), f"n = {n}, {noise} noise"
+
+        def draw() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            return *dataset(rng, n, noise), TRUTH
+    else:
+        n, p, noise = setting
+        rng, label = np.random.default_rng(100 * n + p + (noise == "t3")), f"n = {n}, {p} parameters, {noise} noise"
+
+        def draw() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            return wide_dataset(rng, n, p, noise)
+
+    hits = {loss: [[], []] for loss in losses}
+    for _ in range(datasets):
+        x, y, truth = draw()
+        for loss, (mine, theirs) in hits.items():
+            for store, intervals in (
+                (mine, ours(x, y, loss, rank_cutoff)),
+                (theirs, statsmodels_intervals(x, y, loss)),
+            ):
+                store.extend((intervals[:, 0] <= truth) & (truth <= intervals[:, 1]))
+    return _rows(label, hits)
+
+
+def run_part(part: str, datasets: int, losses: tuple[str, ...], rank_cutoff: str, jobs: int) -> list[list]:
+    """Every setting of ``part``, ``jobs`` at a time (each setting's datasets come from its own seed)."""
+    one = functools.partial(measure, datasets=datasets, losses=losses, rank_cutoff=rank_cutoff)
+    if jobs == 1:
+        return [row for setting in SETTINGS[part] for row in one(setting)]
+    torch.set_num_threads(1)  # one core a process
+    with multiprocessing.get_context("fork").Pool(jobs) as pool:
+        return [row for rows in pool.map(one, SETTINGS[part], chunksize=1) for row in rows]
 
 
 def _rows(setting: str, hits: dict) -> list[list]:
@@ -109,21 +135,30 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--part", choices=["planted", "wide", "all"], default="all")
     parser.add_argument("--datasets", type=int, default=None, help="a setting (default: 1000 planted, 400 wide)")
+    parser.add_argument("--rank-cutoff", choices=["normal", "monte-carlo"], default="monte-carlo")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="settings measured side by side")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")  # QuantReg's iteration warnings on some datasets
+    normal_cutoff = args.rank_cutoff == "normal"
+    losses = ("mae",) if normal_cutoff else LOSSES
     header = ["setting", "loss", "lit_linreg", "statsmodels (its default)", "intervals"]
-    for part, name, run, default in (("planted", "coverage", planted, 1000), ("wide", "coverage-wide", wide, 400)):
+    for part, name, default in (("planted", "coverage", 1000), ("wide", "coverage-wide", 400)):
         if args.part not in (part, "all"):
             continue
         started = time.perf_counter()
         datasets = args.datasets or default
-        rows = run(datasets)
+        rows = run_part(part, datasets, losses, args.rank_cutoff.replace("-", " "), args.jobs)
+        what = "intervals from the rank-score test's normal cutoff (mae)" if normal_cutoff else "nominal 95% intervals"
+        command = f"python -m benchmarks.coverage {' '.join(sys.argv[1:])}" if normal_cutoff else "make bench-coverage"
+        side_by_side = f", {args.jobs} settings at a time" if args.jobs > 1 else ""
         note = (
-            f"Share of nominal 95% intervals that contain the planted value; {datasets} datasets a setting. "
-            f"Measured on {machine()} in {time.perf_counter() - started:.0f} s (`make bench-coverage`)."
+            f"Share of {what} that contain the planted value; {datasets} datasets a setting. "
+            f"Measured on {machine()} in {time.perf_counter() - started:.0f} s{side_by_side} (`{command}`)."
         )
-        write_result(args.out, name, f"{note}\n\n{markdown(header, rows, 'llrrr')}")
+        write_result(
+            args.out, name + ("-normal-cutoff" if normal_cutoff else ""), f"{note}\n\n{markdown(header, rows, 'llrrr')}"
+        )
 
 
 if __name__ == "__main__":

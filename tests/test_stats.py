@@ -13,6 +13,7 @@ from lit_linreg.stats.analysis import analyse, huber_scale
 from lit_linreg.stats.design import check_design
 from lit_linreg.stats.moments import Moments
 from lit_linreg.stats.optimum import quantile_regression
+from lit_linreg.stats.rank_test import MONTE_CARLO_NAME, RANK_TEST_NAME, null_errors
 from lit_linreg.stats.rows import DesignRows
 from lit_linreg.stats.training import TrainingStatistics
 from tests.oracles import bell_mccaffrey_reference
@@ -337,30 +338,61 @@ def rank_score_statistic(design, y, j, tau, b):
 
 
 @pytest.mark.parametrize(
-    ("loss", "tau", "weighted", "offset"),
-    [("mae", 0.5, False, 0.0), ("quantile", 0.25, True, 0.0), ("mae", 0.5, False, 1e6)],
+    ("loss", "tau", "weighted", "offset", "cutoff"),
+    [
+        ("mae", 0.5, False, 0.0, "monte carlo"),
+        ("quantile", 0.25, True, 0.0, "monte carlo"),
+        ("mae", 0.5, False, 1e6, "normal"),
+    ],
 )
-def test_quantile_intervals_below_1001_rows_invert_the_rank_score_test(loss, tau, weighted, offset):
-    """R's summary.rq default, with the normal's cutoff: {b : |T(b)| <= z}. Each end is where the test, restated
-    above, starts to reject, within the 4e-3 standard errors the search promises; the p-values are the test's at 0
-    (to 1e-6: the interior point's rank scores are accurate to its 1e-9 duality gap). Columns in wildly different
-    units test the map to the table's units, and a column at 1e6 ± 1 the search's numerics (solved on the raw
-    design it missed by 5 times the promised precision); case weights multiply the rows as R's rq(weights =) does."""
+def test_quantile_intervals_below_1001_rows_invert_the_rank_score_test(loss, tau, weighted, offset, cutoff):
+    """R's summary.rq default: {b : |T(b)| <= c}. The Monte Carlo cutoff c is the 190th smallest of 199 |T|'s drawn
+    with standard normal errors (times the case weights) and the p-value (1 + #{|T_b| >= |T(0)|}) / 200, each T
+    restated above; the normal's is z. Each end is where the test starts to reject, within the 4e-3 standard
+    errors the search promises; T(0) and the draws to 1e-6 (the interior point's rank scores are accurate to its
+    1e-9 duality gap). Columns in wildly different units test the map to the table's units, and a column at
+    1e6 ± 1 the search's numerics (solved on the raw design it missed by 5 times the promised precision); case
+    weights multiply the rows as R's rq(weights =) does."""
     x, y = table(60, seed=4)
     x[:, 0] += offset
     case_weights = np.random.default_rng(5).uniform(0.2, 3, 60) if weighted else np.ones(60)
-    ours = run(x, y, loss, quantile=tau, case_weights=torch.tensor(case_weights) if weighted else None)
-    assert ours.interval.startswith("inversion of the rank-score test")
+    weights = torch.tensor(case_weights) if weighted else None
+    ours = run(x, y, loss, quantile=tau, case_weights=weights, rank_cutoff=cutoff, seed=3)
     design, target = sm.add_constant(x) * case_weights[:, None], y * case_weights
-    cutoff = stats.norm.ppf(0.975)
+    if cutoff == "normal":
+        assert ours.interval == RANK_TEST_NAME
+    else:
+        assert ours.interval == MONTE_CARLO_NAME.format(draws=199)
+        errors = null_errors(60, 199, seed=3).numpy() * case_weights
     for j, c in enumerate([ours.bias, *ours.weights]):
+        at_zero = rank_score_statistic(design, target, j, tau, 0.0)
+        if cutoff == "normal":
+            critical, p_value = stats.norm.ppf(0.975), 2 * stats.norm.sf(abs(at_zero))
+        else:
+            null = np.abs([rank_score_statistic(design, e, j, tau, 0.0) for e in errors])
+            critical, p_value = np.sort(null)[189], (1 + (null >= abs(at_zero)).sum()) / 200
         margin = 4e-3 * c.std_error
         for end, outwards in ((c.low, -1), (c.high, 1)):
-            assert abs(rank_score_statistic(design, target, j, tau, end - outwards * margin)) <= cutoff
-            assert abs(rank_score_statistic(design, target, j, tau, end + outwards * margin)) > cutoff
-        at_zero = rank_score_statistic(design, target, j, tau, 0.0)
-        assert c.p_value == pytest.approx(2 * stats.norm.sf(abs(at_zero)), abs=1e-6)
+            assert abs(rank_score_statistic(design, target, j, tau, end - outwards * margin)) <= critical
+            assert abs(rank_score_statistic(design, target, j, tau, end + outwards * margin)) > critical
+        assert c.p_value == pytest.approx(p_value, abs=1e-6)
         assert c.low < c.estimate < c.high
+
+
+def test_past_its_budget_the_rank_test_draws_give_way_to_the_normal_cutoff(monkeypatch):
+    """199 draws x 5 parameters x 60 rows x 4 other columns: one number more than the budget, and the draws are
+    skipped, named so, the intervals and p-values the normal cutoff's; within it, they are drawn."""
+    from lit_linreg.stats import rank_test
+
+    x, y = table(60, seed=4)
+    normal = run(x, y, "mae", rank_cutoff="normal")
+    monkeypatch.setattr(rank_test, "MONTE_CARLO_NUMBERS", 199 * 5 * 60 * 4 - 1)
+    skipped = run(x, y, "mae")
+    assert skipped.interval == RANK_TEST_NAME + " (Monte Carlo's draws skipped: too many rows x columns²)"
+    for ours, theirs in zip([skipped.bias, *skipped.weights], [normal.bias, *normal.weights], strict=True):
+        assert (ours.low, ours.high, ours.p_value) == (theirs.low, theirs.high, theirs.p_value)
+    monkeypatch.setattr(rank_test, "MONTE_CARLO_NUMBERS", 199 * 5 * 60 * 4)
+    assert run(x, y, "mae").interval == MONTE_CARLO_NAME.format(draws=199)
 
 
 def test_from_1001_rows_quantile_intervals_are_the_sandwichs_student_t():

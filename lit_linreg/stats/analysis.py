@@ -20,7 +20,7 @@ from lit_linreg.stats.design import DesignCheck, check_design
 from lit_linreg.stats.inference import bell_mccaffrey_df, bootstrap_fits, cluster_robust_covariance, t_statistics
 from lit_linreg.stats.moments import Moments
 from lit_linreg.stats.optimum import mean_loss
-from lit_linreg.stats.rank_test import RANK_TEST_MAX_ROWS, RANK_TEST_NAME, rank_test_intervals
+from lit_linreg.stats.rank_test import RANK_TEST_MAX_ROWS, rank_test_intervals
 from lit_linreg.stats.rows import DesignRows
 
 EXACT_FIT_TOL = 1e-12  # residuals this small, in standard deviations of the target, are zero
@@ -84,11 +84,14 @@ def analyse(
     quantile: float = 0.5,
     clusters: Tensor | None = None,
     case_weights: Tensor | None = None,
+    rank_cutoff: str = "monte carlo",
 ) -> Analysis:
     """The analysis of y ≈ X·w + b under ``loss``, intervals at level 1 - alpha; Huber's threshold is ``huber_k``
     times the residuals' MAD scale, estimated with the fit; the pinball loss's quantile is ``quantile``.
     ``clusters`` (each row's, coded 0, 1, ...) makes least squares' errors cluster-robust; ``case_weights`` (positive,
-    one a row) weight every fit, each row's residual multiplied by the loss's ``row_scale`` of its weight."""
+    one a row) weight every fit, each row's residual multiplied by the loss's ``row_scale`` of its weight.
+    ``rank_cutoff`` ("monte carlo" or "normal") is the rank-score test's, where it sets the intervals
+    (``stats.rank_test``; ``benchmarks/coverage.py`` measures both)."""
     if clusters is not None and (loss != "mse" or bootstrap):
         raise ValueError("cluster-robust standard errors are least squares' and Student's t's, not a bootstrap's")
     if case_weights is not None and not materialize:
@@ -156,7 +159,7 @@ def analyse(
     if clusters is not None and int(clusters.max()) == 0:
         notes.append("every row is in one cluster: there are no cluster-robust standard errors to estimate")
         return analysis
-    _infer(analysis, rows, beta, objective, covariance_kind, bootstrap, seed, alpha, clusters)
+    _infer(analysis, rows, beta, objective, covariance_kind, bootstrap, seed, alpha, clusters, rank_cutoff)
     return analysis
 
 
@@ -183,6 +186,7 @@ def _infer(
     seed: int,
     alpha: float,
     clusters: Tensor | None = None,
+    rank_cutoff: str = "monte carlo",
 ) -> None:
     d = len(analysis.weights)
     jacobian, offset = rows.jacobian(d)
@@ -210,8 +214,9 @@ def _infer(
         low, high = torch.quantile(fits, torch.tensor([alpha / 2, 1 - alpha / 2], dtype=torch.float64), dim=0)
         analysis.interval = f"percentile bootstrap, {bootstrap} resamples of the rows"
     elif _rank_test_applies(loss, rows, covariance_kind):
-        low, high, p_value = rank_test_intervals(rows, jacobian, offset, theta, std_error, loss.tau, alpha)
-        analysis.interval = RANK_TEST_NAME
+        low, high, p_value, analysis.interval = rank_test_intervals(
+            rows, jacobian, offset, theta, std_error, loss.tau, alpha, rank_cutoff == "monte carlo", seed
+        )
     for j, c in enumerate([*analysis.weights, analysis.bias]):
         if not c.fitted:
             continue

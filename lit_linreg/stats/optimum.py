@@ -163,20 +163,41 @@ def batched_frisch_newton(
     Jurečková, 1992), the rank-score test's input; a bootstrap's refits are its β.
     """
     batch, n = targets.shape
-    design = design.expand(batch, n, design.shape[-1])
-    transposed = design.transpose(1, 2)
+    columns = design.shape[-1]
+    if design.dim() == 2:
+        # One design for every problem (a Monte Carlo test's draws): Dᵀdiag(v)D = Σ v_i·d_i d_iᵀ, Dᵀv and D·v are
+        # then one matrix product for the whole batch, not B small ones (1.8 -> 1.05 s for 2,985 problems of 64 x 20).
+        outer = (design[:, :, None] * design[:, None, :]).flatten(1)  # (n, q²)
+
+        def gram(v: Tensor) -> Tensor:  # Dᵀdiag(v)D for each problem's v
+            return (v @ outer).view(batch, columns, columns)
+
+        def across(v: Tensor) -> Tensor:  # Dᵀv
+            return v @ design
+
+        def along(v: Tensor) -> Tensor:  # D·v
+            return v @ design.T
+    else:
+        transposed = design.transpose(1, 2)
+
+        def gram(v: Tensor) -> Tensor:
+            return (transposed * v[:, None, :]) @ design
+
+        def across(v: Tensor) -> Tensor:
+            return (transposed @ v[:, :, None]).squeeze(2)
+
+        def along(v: Tensor) -> Tensor:
+            return (design @ v[:, :, None]).squeeze(2)
+
     step_back = 0.99995
     c = -targets
     x = torch.full((batch, n), 1 - tau, dtype=torch.float64)
     s = 1 - x
-    b = (1 - tau) * design.sum(1)
-    y = torch.linalg.solve(transposed @ design, (transposed @ c[:, :, None])).squeeze(2)
-    r = c - (design @ y[:, :, None]).squeeze(2)
+    b = (1 - tau) * across(torch.ones_like(c))
+    y = torch.linalg.solve(gram(torch.ones_like(c)), across(c)[:, :, None]).squeeze(2)
+    r = c - along(y)
     r = torch.where(r == 0, torch.full_like(r, 1e-3), r)
     z, w = r.clamp(min=0), (-r).clamp(min=0)
-
-    def times(m: Tensor, v: Tensor) -> Tensor:  # a batched matrix times a batch of vectors
-        return (m @ v[:, :, None]).squeeze(2)
 
     active = torch.ones(batch, dtype=torch.bool)
     for _ in range(max_iter):
@@ -186,12 +207,11 @@ def batched_frisch_newton(
             break
         q = 1 / (z / x + w / s)
         r = z - w
-        gram = (transposed * q[:, None, :]) @ design
-        factor, info = torch.linalg.cholesky_ex(gram)
+        factor, info = torch.linalg.cholesky_ex(gram(q))
         active &= info == 0  # lost to rounding: keep the last iterate
-        factor = torch.where((info == 0)[:, None, None], factor, torch.eye(gram.shape[-1], dtype=gram.dtype))
-        dy = torch.cholesky_solve(times(transposed, q * r)[:, :, None], factor).squeeze(2)
-        dx = q * (times(design, dy) - r)
+        factor = torch.where((info == 0)[:, None, None], factor, torch.eye(columns, dtype=factor.dtype))
+        dy = torch.cholesky_solve(across(q * r)[:, :, None], factor).squeeze(2)
+        dx = q * (along(dy) - r)
         ds = -dx
         dz = -z * (dx / x + 1)
         dw = -w * (ds / s + 1)
@@ -205,8 +225,8 @@ def batched_frisch_newton(
         dxdz, dsdw = dx * dz, ds * dw
         x_inv, s_inv = 1 / x, 1 / s
         xi = mu * (x_inv - s_inv)
-        dy = torch.cholesky_solve(times(transposed, q * (r + dxdz - dsdw - xi))[:, :, None], factor).squeeze(2)
-        dx = q * (times(design, dy) + xi - r - dxdz + dsdw)
+        dy = torch.cholesky_solve(across(q * (r + dxdz - dsdw - xi))[:, :, None], factor).squeeze(2)
+        dx = q * (along(dy) + xi - r - dxdz + dsdw)
         ds = -dx
         dz = mu * x_inv - z - x_inv * z * dx - dxdz
         dw = mu * s_inv - w - s_inv * w * ds - dsdw

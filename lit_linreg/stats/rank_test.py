@@ -6,11 +6,21 @@ R's ``summary.rq`` default below 1,001 rows (``se = "rank"``, ``iid = TRUE``). F
 
     T(b) = x̃ᵀ(â - (1 - τ)) / √(τ(1 - τ)·x̃ᵀx̃),   x̃ = x_j minus its least-squares fit on Z,
 
-which is asymptotically standard normal when θ_j = b and the errors are iid, and is referred to it: the
-interval is {b : |T(b)| <= z_{1-α/2}}, and the p-value of θ_j = 0 is the same test's, so it is below alpha when 0
-is outside (up to the search's precision, when 0 is that near an end). R refers T to Student's t on n - p
-degrees of freedom (``tcrit = TRUE``): wider, that covered 96.6% and 97.2% (normal and t(3) noise) on the 16-row,
-3-parameter designs of ``benchmarks/coverage.py --part wide``, where the normal covers 94.1% and 95.5%.
+which is asymptotically standard normal when θ_j = b and the errors are iid. On small tables with many columns
+the normal is not T's law: referred to it, the intervals covered 92.6-93.6% where a parameter comes every three
+rows, and referred to R's Student's t on n - p (``tcrit = TRUE``) 96.6-97.2% on 16 rows and 3 parameters
+(``benchmarks/coverage.py --part wide``). So T's law is drawn. T(θ_j) is a pivot when the errors are iid normal:
+the rank scores do not change when Z·γ is added to the target or the target is scaled, so T depends only on the
+errors over their scale, whose law is known. B draws of T from standard normal errors (times each row's case
+weight, which multiplies the rows) set the cutoff: the test rejects where |T| exceeds the k-th smallest of the B
+|T|'s, k = ⌈(1 - α)(B + 1)⌉, and the interval is where it does not. This is a Monte Carlo test (Dwass, 1957;
+Dufour, 2006): its level is exactly α for normal errors at any n and B (α(B + 1) whole), and for other iid errors
+that of a statistic asymptotically free of their law. Its p-value of θ_j = 0 is the same test's, (1 + #{draws
+with |T| >= |T(0)|}) / (B + 1), at least 1 / (B + 1), and below alpha exactly when 0 is outside the interval (up
+to the search's precision, when 0 is that near an end). B = ⌈10/α⌉ - 1 (199 at 95%: ten draws beyond the
+cutoff); the cutoff is itself drawn, about ±0.13 around 1.96 from one seed to another on a large table (where T's
+law is near the normal), so the seed fixes it. The draws are B interior points a parameter: past
+``MONTE_CARLO_NUMBERS`` (or with ``monte_carlo=False``) T is referred to the normal, and the name says so.
 
 T falls as b grows and is a step function of b: each end is found by a search that tries up to 15 points a
 round (a round is one batched interior point for every end at once), to 1/500 of the sandwich's half-width (4e-3
@@ -37,30 +47,74 @@ RANK_TEST_NAME = (
     "inversion of the rank-score test for iid errors, normal cutoff (Koenker 1994; R's summary.rq(se = 'rank') "
     "uses Student's t), with the p-values from the same test"
 )
+MONTE_CARLO_NAME = (
+    "inversion of the rank-score test for iid errors (Koenker 1994; R's summary.rq(se = 'rank')), its cutoff and "
+    "p-values a Monte Carlo test's under normal errors (Dufour 2006), {draws} draws"
+)
+# The draws' interior points hold B x parameters x n x (p - 1) numbers: 5e6 at 64 rows and 21 parameters, 2e6 for
+# the tutorial's 500 rows and 5, 8e7 at 1,000 rows and 20 (about 30 s here). Past this, the normal cutoff: close
+# where parameters are few for the rows (95.0% at 200 rows and 5), narrow where they are not.
+MONTE_CARLO_NUMBERS = 10_000_000
+
+
+def monte_carlo_draws(alpha: float) -> int:
+    """B for a test at level alpha: ten draws beyond the cutoff, and α(B + 1) whole where 10/α is."""
+    return math.ceil(10 / alpha - 1e-9) - 1
+
+
+def null_errors(n: int, draws: int, seed: int) -> Tensor:
+    """The (draws, n) standard normal errors the Monte Carlo test's draws of T are made from."""
+    return torch.randn(draws, n, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
 
 
 def rank_test_intervals(
-    rows: DesignRows, jacobian: Tensor, offset: Tensor, theta: Tensor, std_error: Tensor, tau: float, alpha: float
-) -> tuple[Tensor, Tensor, Tensor]:
-    """(lower, upper, p-value of 0) for each fitted parameter θ = J·β + c in the table's units (a column left
-    out gets NaN), searched from the estimates ``theta`` in steps set by ``std_error`` (any positive scale)."""
+    rows: DesignRows,
+    jacobian: Tensor,
+    offset: Tensor,
+    theta: Tensor,
+    std_error: Tensor,
+    tau: float,
+    alpha: float,
+    monte_carlo: bool = True,
+    seed: int = 0,
+) -> tuple[Tensor, Tensor, Tensor, str]:
+    """(lower, upper, p-value of 0, the method's name) for each fitted parameter θ = J·β + c in the table's units
+    (a column left out gets NaN), searched from the estimates ``theta`` in steps set by ``std_error`` (any
+    positive scale); ``monte_carlo`` draws the cutoff, ``seed`` fixing the draws."""
     fitted = jacobian.abs().sum(1) > 0
     # The design in the table's units: D·β = D·J⁻¹(θ - c), so the target moves by D·J⁻¹·c.
     to_table = torch.linalg.inv(jacobian[fitted])
     design = rows.matrix() @ to_table
     target = rows.t + design @ offset[fitted]
     tests = [_Test(design, target, j, tau) for j in range(design.shape[1])]
-    cutoff = float(scipy_stats.norm.ppf(1 - alpha / 2))
+    draws = monte_carlo_draws(alpha)
+    n, p = design.shape
+    drawn = monte_carlo and draws * p * n * (p - 1) <= MONTE_CARLO_NUMBERS
+    if drawn:
+        errors = null_errors(n, draws, seed)
+        if rows.scale is not None:
+            errors = errors * rows.scale
+        null = _null_statistics(tests, errors).abs()  # (tests, draws)
+        cutoff = null.sort(1).values[:, math.ceil((1 - alpha) * (draws + 1) - 1e-9) - 1]
+        name = MONTE_CARLO_NAME.format(draws=draws)
+    else:
+        cutoff = torch.full((p,), float(scipy_stats.norm.ppf(1 - alpha / 2)), dtype=torch.float64)
+        name = RANK_TEST_NAME + (" (Monte Carlo's draws skipped: too many rows x columns²)" if monte_carlo else "")
     estimates, spread = theta[fitted], std_error[fitted]
     # Both ends of every interval in one search: each round is one batched interior point.
-    ones = torch.ones(len(tests), dtype=torch.float64)
-    ends, at_zero = _boundary(tests + tests, estimates.repeat(2), spread.repeat(2), cutoff, torch.cat([ones, -ones]))
-    upper, lower = ends[: len(tests)], ends[len(tests) :]
-    p_value = torch.from_numpy(2 * scipy_stats.norm.sf(at_zero[: len(tests)].abs().numpy()))
+    ones = torch.ones(p, dtype=torch.float64)
+    ends, at_zero = _boundary(
+        tests + tests, estimates.repeat(2), spread.repeat(2), cutoff.repeat(2), torch.cat([ones, -ones])
+    )
+    upper, lower = ends[:p], ends[p:]
+    if drawn:
+        p_value = (1 + (null >= at_zero[:p, None].abs()).sum(1)).double() / (draws + 1)
+    else:
+        p_value = torch.from_numpy(2 * scipy_stats.norm.sf(at_zero[:p].abs().numpy()))
     out = [torch.full((len(fitted),), math.nan, dtype=torch.float64) for _ in range(3)]
     for full, part in zip(out, (lower, upper, p_value), strict=True):
         full[fitted] = part
-    return out[0], out[1], out[2]
+    return out[0], out[1], out[2], name
 
 
 class _Test:
@@ -105,6 +159,19 @@ def _statistics(tests: list[_Test], at: Tensor) -> Tensor:
     return (residuals * (torch.cat(scores) - (1 - tau))).sum(2) / scales
 
 
+def _null_statistics(tests: list[_Test], errors: Tensor) -> Tensor:
+    """T_j for each test j (a row) with each row of ``errors`` (draws, n) as the target: its draws when θ_j holds
+    (the target's part in the span of the other columns does not move the rank scores, so only the errors do).
+    One batched interior point a test, all its draws on the one design."""
+    tau = tests[0].tau
+    statistics = []
+    for test in tests:
+        targets = errors - (errors @ test.others) @ test.others.T
+        scores = batched_frisch_newton(test.others, targets, tau, tolerance=1e-9)[1]
+        statistics.append((scores - (1 - tau)) @ test.residual / test.scale)
+    return torch.stack(statistics)
+
+
 # A round is one batched interior point over every end still open, K points each. Its cost is a fixed ~25
 # iterations of small-tensor overhead plus ~2 ns an element of the (ends x K, n) arrays: on small tables K = 15
 # points cost little more than one and cut a bracket 16-fold (4 times fewer rounds than halving); on large ones
@@ -114,11 +181,12 @@ MAX_POINTS = 15
 
 
 def _boundary(
-    tests: list[_Test], theta: Tensor, spread: Tensor, cutoff: float, direction: Tensor
+    tests: list[_Test], theta: Tensor, spread: Tensor, cutoff: Tensor, direction: Tensor
 ) -> tuple[Tensor, Tensor]:
     """(each test's interval end on its side ``direction`` (+1 upper, -1 lower), T at 0 for each test).
 
-    The end is the last b, going out from the estimate, where |T(b)| <= cutoff (±inf where it never leaves). T is
+    The end is the last b, going out from the estimate, where |T(b)| <= the test's cutoff (±inf where it never
+    leaves). T is
     monotone in b, so the points where the test rejects lie beyond those where it does not. T(0), the p-value's,
     rides along in the first round.
     """
@@ -142,7 +210,9 @@ def _boundary(
             statistics, at_zero = statistics[:, :-1], statistics[:, -1]
         else:
             statistics = _statistics([tests[i] for i in pending.tolist()], tried)
-        inside, outside, found = _narrow(pending, tried, statistics.abs() > cutoff, inside, outside, found)
+        inside, outside, found = _narrow(
+            pending, tried, statistics.abs() > cutoff[pending, None], inside, outside, found
+        )
         reach += further
     # Then cut each bracket [inside, outside] into points + 1 until it is within 1/500 of the sandwich's reach
     # (4e-3 standard errors at 95%), where T's steps are ~1/√n of it.
@@ -154,7 +224,9 @@ def _boundary(
             break
         tried = inside[pending, None] + (outside - inside)[pending, None] * within
         statistics = _statistics([tests[i] for i in pending.tolist()], tried)
-        inside, outside, found = _narrow(pending, tried, statistics.abs() > cutoff, inside, outside, found)
+        inside, outside, found = _narrow(
+            pending, tried, statistics.abs() > cutoff[pending, None], inside, outside, found
+        )
     return torch.where(found, (inside + outside) / 2, direction * math.inf), at_zero
 
 
