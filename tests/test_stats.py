@@ -347,10 +347,10 @@ def rank_score_statistic(design, y, j, tau, b):
 )
 def test_quantile_intervals_below_1001_rows_invert_the_rank_score_test(loss, tau, weighted, offset, cutoff):
     """R's summary.rq default: {b : |T(b)| <= c}. The Monte Carlo cutoff c is the 190th smallest of 199 |T|'s drawn
-    with standard normal errors (times the case weights) and the p-value (1 + #{|T_b| >= |T(0)|}) / 200, each T
-    restated above; the normal's is z. Each end is where the test starts to reject, within the 4e-3 standard
-    errors the search promises; T(0) and the draws to 1e-6 (the interior point's rank scores are accurate to its
-    1e-9 duality gap). Columns in wildly different units test the map to the table's units, and a column at
+    with normal errors whose τ-quantile is 0 (times the case weights) and the p-value (1 + #{|T_b| >= |T(0)|}) /
+    200, each T restated above; the normal's is z. Each end is where the test starts to reject, within the 4e-3
+    standard errors the search promises; T(0) and the draws to 1e-6 (the interior point's rank scores are accurate
+    to its 1e-9 duality gap). Columns in wildly different units test the map to the table's units, and a column at
     1e6 ± 1 the search's numerics (solved on the raw design it missed by 5 times the promised precision); case
     weights multiply the rows as R's rq(weights =) does."""
     x, y = table(60, seed=4)
@@ -363,7 +363,7 @@ def test_quantile_intervals_below_1001_rows_invert_the_rank_score_test(loss, tau
         assert ours.interval == RANK_TEST_NAME
     else:
         assert ours.interval == MONTE_CARLO_NAME.format(draws=199)
-        errors = null_errors(60, 199, seed=3).numpy() * case_weights
+        errors = (null_errors(60, 199, seed=3).numpy() - stats.norm.ppf(tau)) * case_weights
     for j, c in enumerate([ours.bias, *ours.weights]):
         at_zero = rank_score_statistic(design, target, j, tau, 0.0)
         if cutoff == "normal":

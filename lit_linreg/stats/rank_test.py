@@ -6,20 +6,20 @@ R's ``summary.rq`` default below 1,001 rows (``se = "rank"``, ``iid = TRUE``). F
 
     T(b) = x̃ᵀ(â - (1 - τ)) / √(τ(1 - τ)·x̃ᵀx̃),   x̃ = x_j minus its least-squares fit on Z,
 
-which is asymptotically standard normal when θ_j = b and the errors are iid. On small tables with many columns
-the normal is not T's law: referred to it, the intervals covered 92.6-93.6% where a parameter comes every three
-rows, and referred to R's Student's t on n - p (``tcrit = TRUE``) 96.6-97.2% on 16 rows and 3 parameters
+which is asymptotically standard normal when θ_j = b and the errors are iid. On small tables with many columns the
+normal is not T's law: referred to it, the intervals covered 92.6-93.6% where a parameter comes every three rows,
+and referred to R's Student's t on n - p (``tcrit = TRUE``) 96.6-97.2% on 16 rows and 3 parameters
 (``benchmarks/coverage.py --part wide``). So T's law is drawn. T(θ_j) is a pivot when the errors are iid normal:
 the rank scores do not change when Z·γ is added to the target or the target is scaled, so T depends only on the
-errors over their scale, whose law is known. B draws of T from standard normal errors (times each row's case
-weight, which multiplies the rows) set the cutoff: the test rejects where |T| exceeds the k-th smallest of the B
-|T|'s, k = ⌈(1 - α)(B + 1)⌉, and the interval is where it does not. This is a Monte Carlo test (Dwass, 1957;
-Dufour, 2006): its level is exactly α for normal errors at any n and B (α(B + 1) whole), and for other iid errors
-that of a statistic asymptotically free of their law. Its p-value of θ_j = 0 is the same test's, (1 + #{draws
-with |T| >= |T(0)|}) / (B + 1), at least 1 / (B + 1), and below alpha exactly when 0 is outside the interval (up
-to the search's precision, when 0 is that near an end). B = ⌈10/α⌉ - 1 (199 at 95%: ten draws beyond the
-cutoff); the cutoff is itself drawn, about ±0.13 around 1.96 from one seed to another on a large table (where T's
-law is near the normal), so the seed fixes it. The draws are B interior points a parameter: past
+errors over their scale, whose law is known. B draws of T from normal errors whose τ-quantile is 0 (times each
+row's case weight, which multiplies the rows) set the cutoff: the test rejects where |T| exceeds the k-th smallest
+of the B |T|'s, k = ⌈(1 - α)(B + 1)⌉, and the interval is where it does not. This is a Monte Carlo test (Dwass,
+1957; Dufour, 2006): its level is exactly α for normal errors at any n and B (α(B + 1) whole), and for other iid
+errors that of a statistic asymptotically free of their law. Its p-value of θ_j = 0 is the same test's, (1 +
+#{draws with |T| >= |T(0)|}) / (B + 1), at least 1 / (B + 1), and below alpha exactly when 0 is outside the
+interval (up to the search's precision, when 0 is that near an end). B = ⌈10/α⌉ - 1 (199 at 95%: ten draws beyond
+the cutoff); the cutoff is itself drawn: on a large table, where T's law is near the normal, it varies from one
+seed to another around 1.96 with a standard deviation of about 0.13, and the seed fixes it. The draws are B interior points a parameter: past
 ``MONTE_CARLO_NUMBERS`` (or with ``monte_carlo=False``) T is referred to the normal, and the name says so.
 
 T falls as b grows and is a step function of b: each end is found by a search that tries up to 15 points a
@@ -91,7 +91,9 @@ def rank_test_intervals(
     n, p = design.shape
     drawn = monte_carlo and draws * p * n * (p - 1) <= MONTE_CARLO_NUMBERS
     if drawn:
-        errors = null_errors(n, draws, seed)
+        # Errors whose τ-quantile is 0, as the model's are: the bias's test has no constant among the other
+        # columns to absorb a shift (the weights' tests do).
+        errors = null_errors(n, draws, seed) - float(scipy_stats.norm.ppf(tau))
         if rows.scale is not None:
             errors = errors * rows.scale
         null = _null_statistics(tests, errors).abs()  # (tests, draws)
