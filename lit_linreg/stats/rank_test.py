@@ -19,8 +19,9 @@ errors that of a statistic asymptotically free of their law. Its p-value of θ_j
 #{draws with |T| >= |T(0)|}) / (B + 1), at least 1 / (B + 1), and below alpha exactly when 0 is outside the
 interval (up to the search's precision, when 0 is that near an end). B = ⌈10/α⌉ - 1 (199 at 95%: ten draws beyond
 the cutoff); the cutoff is itself drawn: on a large table, where T's law is near the normal, it varies from one
-seed to another around 1.96 with a standard deviation of about 0.13, and the seed fixes it. The draws are B interior points a parameter: past
-``MONTE_CARLO_NUMBERS`` (or with ``monte_carlo=False``) T is referred to the normal, and the name says so.
+seed to another around 1.96 with a standard deviation of about 0.13, and the seed fixes it. The draws are B
+interior points a parameter: past ``MONTE_CARLO_NUMBERS`` (or with ``monte_carlo=False``) T is referred to the
+normal, and the name says so.
 
 T falls as b grows and is a step function of b: each end is found by a search that tries up to 15 points a
 round (a round is one batched interior point for every end at once), to 1/500 of the sandwich's half-width (4e-3
