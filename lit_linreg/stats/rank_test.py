@@ -53,8 +53,8 @@ MONTE_CARLO_NAME = (
     "p-values a Monte Carlo test's under normal errors (Dufour 2006), {draws} draws"
 )
 # The draws' interior points hold B x parameters x n x (p - 1) numbers: 5e6 at 64 rows and 21 parameters, 2e6 for
-# the tutorial's 500 rows and 5, 8e7 at 1,000 rows and 20 (about 30 s here). Past this, the normal cutoff: close
-# where parameters are few for the rows (95.0% at 200 rows and 5), narrow where they are not.
+# the tutorial's 500 rows and 5, 8e7 at 1,000 rows and 20. Past this, the normal cutoff: close where parameters
+# are few for the rows (95.0% at 200 rows and 5), narrow where they are not.
 MONTE_CARLO_NUMBERS = 10_000_000
 
 
@@ -93,7 +93,7 @@ def rank_test_intervals(
     drawn = monte_carlo and draws * p * n * (p - 1) <= MONTE_CARLO_NUMBERS
     if drawn:
         # Errors whose τ-quantile is 0, as the model's are: the bias's test has no constant among the other
-        # columns to absorb a shift (the weights' tests do).
+        # columns to absorb a shift (each weight's test has the bias there).
         errors = null_errors(n, draws, seed) - float(scipy_stats.norm.ppf(tau))
         if rows.scale is not None:
             errors = errors * rows.scale
@@ -189,9 +189,8 @@ def _boundary(
     """(each test's interval end on its side ``direction`` (+1 upper, -1 lower), T at 0 for each test).
 
     The end is the last b, going out from the estimate, where |T(b)| <= the test's cutoff (±inf where it never
-    leaves). T is
-    monotone in b, so the points where the test rejects lie beyond those where it does not. T(0), the p-value's,
-    rides along in the first round.
+    leaves). T is monotone in b, so the points where the test rejects lie beyond those where it does not. T(0),
+    the p-value's, rides along in the first round.
     """
     n = len(tests[0].target)
     points = max(1, min(MAX_POINTS, BATCH_ELEMENTS // (len(tests) * n)))
