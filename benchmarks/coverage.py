@@ -62,9 +62,9 @@ def wide_dataset(rng: np.random.Generator, n: int, p: int, noise: str) -> tuple[
 LOSSES = ("mse", "mae", "huber")
 
 
-def ours(x: np.ndarray, y: np.ndarray, loss: str, rank_cutoff: str = "monte carlo") -> np.ndarray:
+def ours(x: np.ndarray, y: np.ndarray, loss: str, monte_carlo_cutoff: bool = True) -> np.ndarray:
     names = NAMES if x.shape[1] == len(NAMES) else [f"x{j}" for j in range(x.shape[1])]
-    a = analyse(torch.tensor(x), torch.tensor(y), names, loss, rank_cutoff=rank_cutoff)
+    a = analyse(torch.tensor(x), torch.tensor(y), names, loss, monte_carlo_cutoff=monte_carlo_cutoff)
     return np.array([[c.low, c.high] for c in [a.bias, *a.weights]])
 
 
@@ -85,7 +85,7 @@ SETTINGS = {
 }
 
 
-def measure(setting: tuple, datasets: int, losses: tuple[str, ...], rank_cutoff: str) -> list[list]:
+def measure(setting: tuple, datasets: int, losses: tuple[str, ...], monte_carlo_cutoff: bool) -> list[list]:
     """The table's rows for one setting of ``SETTINGS`` (n and noise, planted; n, parameters and noise, wide),
     its datasets drawn from a seed of its own."""
     if len(setting) == 2:
@@ -106,16 +106,16 @@ def measure(setting: tuple, datasets: int, losses: tuple[str, ...], rank_cutoff:
         x, y, truth = draw()
         for loss, (mine, theirs) in hits.items():
             for store, intervals in (
-                (mine, ours(x, y, loss, rank_cutoff)),
+                (mine, ours(x, y, loss, monte_carlo_cutoff)),
                 (theirs, statsmodels_intervals(x, y, loss)),
             ):
                 store.extend((intervals[:, 0] <= truth) & (truth <= intervals[:, 1]))
     return _rows(label, hits)
 
 
-def run_part(part: str, datasets: int, losses: tuple[str, ...], rank_cutoff: str, jobs: int) -> list[list]:
+def run_part(part: str, datasets: int, losses: tuple[str, ...], monte_carlo_cutoff: bool, jobs: int) -> list[list]:
     """Every setting of ``part``, ``jobs`` at a time (each setting's datasets come from its own seed)."""
-    one = functools.partial(measure, datasets=datasets, losses=losses, rank_cutoff=rank_cutoff)
+    one = functools.partial(measure, datasets=datasets, losses=losses, monte_carlo_cutoff=monte_carlo_cutoff)
     if jobs == 1:
         return [row for setting in SETTINGS[part] for row in one(setting)]
     torch.set_num_threads(1)  # one core a process
@@ -148,7 +148,7 @@ def main() -> None:
             continue
         started = time.perf_counter()
         datasets = args.datasets or default
-        rows = run_part(part, datasets, losses, args.rank_cutoff.replace("-", " "), args.jobs)
+        rows = run_part(part, datasets, losses, not normal_cutoff, args.jobs)
         what = "intervals from the rank-score test's normal cutoff (mae)" if normal_cutoff else "nominal 95% intervals"
         command = f"python -m benchmarks.coverage {' '.join(sys.argv[1:])}" if normal_cutoff else "make bench-coverage"
         side_by_side = f", {args.jobs} settings at a time" if args.jobs > 1 else ""

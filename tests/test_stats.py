@@ -357,7 +357,7 @@ def test_quantile_intervals_below_1001_rows_invert_the_rank_score_test(loss, tau
     x[:, 0] += offset
     case_weights = np.random.default_rng(5).uniform(0.2, 3, 60) if weighted else np.ones(60)
     weights = torch.tensor(case_weights) if weighted else None
-    ours = run(x, y, loss, quantile=tau, case_weights=weights, rank_cutoff=cutoff, seed=3)
+    ours = run(x, y, loss, quantile=tau, case_weights=weights, monte_carlo_cutoff=cutoff == "monte carlo", seed=3)
     design, target = sm.add_constant(x) * case_weights[:, None], y * case_weights
     if cutoff == "normal":
         assert ours.interval == RANK_TEST_NAME
@@ -385,7 +385,7 @@ def test_past_its_budget_the_rank_test_draws_give_way_to_the_normal_cutoff(monke
     from lit_linreg.stats import rank_test
 
     x, y = table(60, seed=4)
-    normal = run(x, y, "mae", rank_cutoff="normal")
+    normal = run(x, y, "mae", monte_carlo_cutoff=False)
     monkeypatch.setattr(rank_test, "MONTE_CARLO_NUMBERS", 199 * 5 * 60 * 4 - 1)
     skipped = run(x, y, "mae")
     assert skipped.interval == RANK_TEST_NAME + " (Monte Carlo's draws skipped: too many rows x columns²)"

@@ -84,14 +84,14 @@ def analyse(
     quantile: float = 0.5,
     clusters: Tensor | None = None,
     case_weights: Tensor | None = None,
-    rank_cutoff: str = "monte carlo",
+    monte_carlo_cutoff: bool = True,
 ) -> Analysis:
     """The analysis of y ≈ X·w + b under ``loss``, intervals at level 1 - alpha; Huber's threshold is ``huber_k``
     times the residuals' MAD scale, estimated with the fit; the pinball loss's quantile is ``quantile``.
     ``clusters`` (each row's, coded 0, 1, ...) makes least squares' errors cluster-robust; ``case_weights`` (positive,
     one a row) weight every fit, each row's residual multiplied by the loss's ``row_scale`` of its weight.
-    ``rank_cutoff`` ("monte carlo" or "normal") is the rank-score test's, where it sets the intervals
-    (``stats.rank_test``; ``benchmarks/coverage.py`` measures both)."""
+    ``monte_carlo_cutoff`` draws the rank-score test's cutoff, where that test sets the intervals; false refers it
+    to the normal (``stats.rank_test``; ``benchmarks/coverage.py`` measures both)."""
     if clusters is not None and (loss != "mse" or bootstrap):
         raise ValueError("cluster-robust standard errors are least squares' and Student's t's, not a bootstrap's")
     if case_weights is not None and not materialize:
@@ -159,7 +159,7 @@ def analyse(
     if clusters is not None and int(clusters.max()) == 0:
         notes.append("every row is in one cluster: there are no cluster-robust standard errors to estimate")
         return analysis
-    _infer(analysis, rows, beta, objective, covariance_kind, bootstrap, seed, alpha, clusters, rank_cutoff)
+    _infer(analysis, rows, beta, objective, covariance_kind, bootstrap, seed, alpha, clusters, monte_carlo_cutoff)
     return analysis
 
 
@@ -186,7 +186,7 @@ def _infer(
     seed: int,
     alpha: float,
     clusters: Tensor | None = None,
-    rank_cutoff: str = "monte carlo",
+    monte_carlo_cutoff: bool = True,
 ) -> None:
     d = len(analysis.weights)
     jacobian, offset = rows.jacobian(d)
@@ -215,7 +215,7 @@ def _infer(
         analysis.interval = f"percentile bootstrap, {bootstrap} resamples of the rows"
     elif _rank_test_applies(loss, rows, covariance_kind):
         low, high, p_value, analysis.interval = rank_test_intervals(
-            rows, jacobian, offset, theta, std_error, loss.tau, alpha, rank_cutoff == "monte carlo", seed
+            rows, jacobian, offset, theta, std_error, loss.tau, alpha, monte_carlo_cutoff, seed
         )
     for j, c in enumerate([*analysis.weights, analysis.bias]):
         if not c.fitted:
