@@ -15,7 +15,12 @@ interval is known to fail.
   computed here from the n x n matrices (``tests.oracles.bell_mccaffrey_reference``);
 - ``HC3-BM``: HC3 on the same degrees of freedom;
 - ``HC2N-BM``: each row's ψ² over its variance factor under that linearisation, N_ii (1 - h_i for least squares,
-  at least that for Huber), on the same degrees of freedom.
+  at least that for Huber), on the same degrees of freedom;
+- ``WR-Webb`` and ``WR-Rademacher``: the wild restricted bootstrap test of HC2's t (Davidson and Flachaire, 2008)
+  at the planted value, 999 draws of Webb's six-point or Rademacher weights; an interval that inverts the test
+  covers exactly where it does not reject there. For least squares it is lit_linreg's default now
+  (``lit_linreg.stats.wild_bootstrap``); for Huber it runs through the M-estimator's linearisation (the restricted
+  fit one step from the estimate, ψ', the threshold and the scale held: Kline and Santos's (2012) score bootstrap).
 
 Huber's estimate and scale are statsmodels' RLM (HuberT, MAD scale), which lit_linreg's equal to 1e-6.
 """
@@ -33,10 +38,18 @@ from benchmarks.coverage import WIDE, wide_dataset
 from tests.oracles import bell_mccaffrey_reference
 
 HUBER_K = 1.345
+DRAWS = 999
+WEIGHTS = {
+    "Webb": np.array([-(1.5**0.5), -1.0, -(0.5**0.5), 0.5**0.5, 1.0, 1.5**0.5]),
+    "Rademacher": np.array([-1.0, 1.0]),
+}
 
 
-def candidates(x: np.ndarray, y: np.ndarray, loss: str) -> tuple[np.ndarray, dict[str, tuple[np.ndarray, object]]]:
-    """(estimates, {name: (standard errors, degrees of freedom)}), the constant first."""
+def candidates(
+    x: np.ndarray, y: np.ndarray, loss: str, truth: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, dict[str, tuple[np.ndarray, object]], dict[str, np.ndarray]]:
+    """(estimates, {name: (standard errors, degrees of freedom)}, {name: whether each test accepts the truth}),
+    the constant first."""
     design = sm.add_constant(x)
     n, p = design.shape
     if loss == "mse":
@@ -65,7 +78,33 @@ def candidates(x: np.ndarray, y: np.ndarray, loss: str) -> tuple[np.ndarray, dic
     intervals["HC2-BM"] = (errors["HC2"], bm)
     intervals["HC3-BM"] = (errors["HC3"], bm)
     intervals["HC2N-BM"] = (errors["HC2N"], bm)
-    return np.asarray(fit.params), intervals
+    tests = {}
+    for name, points in WEIGHTS.items():
+        v = points[rng.integers(len(points), size=(DRAWS, n))]
+        tests[f"WR-{name}"] = wild_restricted_accepts(design, bread_inverse, psi * scale, slope, fit.params - truth, v)
+    return np.asarray(fit.params), intervals, tests
+
+
+def wild_restricted_accepts(design, bread_inverse, psi, slope, distance, v) -> np.ndarray:
+    """Whether the wild restricted bootstrap test of each β_j = β̂_j - distance_j accepts at 5%, linearised: the
+    restricted fit's ψ is ψ + δ·ψ'·a/κ (a = D B⁻¹e_j, κ its variance factor; exact for least squares), rescaled by
+    1/√(1 - h̃), times the draws' weights, refitted by (I - ψ'·D B⁻¹Dᵀ), HC2's t of each against the observed."""
+    leverage = slope * np.einsum("ij,jk,ik->i", design, bread_inverse, design)
+    hc2 = np.where(leverage < 1 - 1e-12, 1 / (1 - leverage), 0.0)
+    hat = slope[:, None] * design @ bread_inverse @ design.T
+    accepts = []
+    for j, delta in enumerate(distance):
+        a = design @ bread_inverse[:, j]
+        kappa = bread_inverse[j, j]
+        u = a**2 * hc2
+        restricted = 1 - leverage + slope * a**2 / kappa
+        rescale = np.where(restricted > 1e-12, 1 / np.sqrt(np.maximum(restricted, 1e-12)), 0.0)
+        draws = (psi + delta * slope * a / kappa) * rescale * v  # (draws, n)
+        refitted = draws - draws @ hat.T
+        t_star = np.abs(draws @ a) / np.sqrt(refitted**2 @ u)
+        exceed = (t_star >= abs(delta) / np.sqrt(u @ psi**2)).sum()
+        accepts.append((1 + exceed) / (DRAWS + 1) > 0.05)
+    return np.array(accepts)
 
 
 def main() -> None:
@@ -77,6 +116,7 @@ def main() -> None:
     for n, p in WIDE:
         for noise in ("normal", "t3"):
             rng = np.random.default_rng(100 * n + p + (noise == "t3"))
+            draws = np.random.default_rng(7)  # the bootstrap's weights, apart from the datasets' draws
             hits: dict[str, list] = {}
             for _ in range(args.datasets):
                 x, y, truth = wide_dataset(rng, n, p, noise)
@@ -84,10 +124,12 @@ def main() -> None:
                     mean = x @ truth[1:] + truth[0]
                     y = mean + (y - mean) * np.sqrt(x[:, -1] / np.exp(0.5))
                 for loss in ("mse", "huber"):
-                    estimates, intervals = candidates(x, y, loss)
+                    estimates, intervals, tests = candidates(x, y, loss, truth, draws)
                     for name, (se, df) in intervals.items():
                         covered = np.abs(estimates - truth) <= stats.t.ppf(0.975, df) * se
                         hits.setdefault(f"{loss} {name}", []).extend(covered)
+                    for name, accepts in tests.items():
+                        hits.setdefault(f"{loss} {name}", []).extend(accepts)
             shares = "  ".join(f"{name} {np.mean(v):.1%}" for name, v in hits.items())
             print(f"n = {n}, {p} parameters, {noise}:  {shares}", flush=True)
 

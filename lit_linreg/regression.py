@@ -73,6 +73,12 @@ class Optimum:
         """Whether the intervals and p-values invert the rank-score test (quantiles below 1,001 rows)."""
         return _rank_tested(self.interval)
 
+    @property
+    def wild_bootstrapped(self) -> bool:
+        """Whether the intervals and p-values invert the wild restricted bootstrap test (least squares' robust
+        default within its budget of draws)."""
+        return _wild_bootstrapped(self.interval)
+
 
 @dataclass(frozen=True)
 class Convergence:
@@ -208,22 +214,24 @@ class Regression:
 
     @property
     def tvalues(self) -> pd.Series:
-        """``params`` / ``bse`` (where the rank-score test gives the p-values, not theirs)."""
+        """``params`` / ``bse`` (where the rank-score or the wild bootstrap test gives the p-values, not theirs)."""
         return self._series(self._inferred("tvalues").t_values, "tvalues")
 
     @property
     def pvalues(self) -> pd.Series:
         """Two-sided p-values of the t statistics (Student's t on ``df_resid`` degrees of freedom, clusters - 1, or
-        Bell and McCaffrey's, one a coefficient, with the robust errors of least squares and Huber), or of the
-        rank-score test where the intervals invert it (quantiles below 1,001 rows)."""
+        Bell and McCaffrey's, one a coefficient, with Huber's robust errors), or of the test the intervals invert:
+        the wild restricted bootstrap's of HC2's t (least squares' robust errors) or the rank-score test's
+        (quantiles below 1,001 rows)."""
         return self._series(self._inferred("pvalues").p_values, "pvalues")
 
     def conf_int(self, alpha: float | None = None) -> pd.DataFrame:
         """The (1 - alpha) intervals, columns ``lower`` and ``upper``; ``alpha`` defaults to the fit's.
 
-        At the fit's own level they are the report's (bootstrap percentiles when it bootstrapped, the rank-score
-        test's inversion for quantiles below 1,001 rows); at another, Student's t with the same standard errors and
-        degrees of freedom, where the report's were those (a bootstrap's draws and the test's rows are not kept).
+        At the fit's own level they are the report's (bootstrap percentiles when it bootstrapped, the wild bootstrap
+        test's inversion for least squares' robust errors, the rank-score test's for quantiles below 1,001 rows); at
+        another, Student's t with the same standard errors and degrees of freedom, where the report's were those
+        (a bootstrap's draws and the tests' rows are not kept: refit at that level).
         """
         optimum = self._inferred("conf_int")
         alpha = self.alpha if alpha is None else alpha
@@ -479,9 +487,9 @@ class Regression:
         least squares only) adds, at level 1 - ``alpha`` (the fit's by default), the exact optimum's prediction
         (``<target>_estimate``) and the interval around it (``<target>_lower``, ``<target>_upper``): Student's t
         on ``df_resid`` degrees of freedom (clusters - 1 with clusters) with ``cov_params()``, as statsmodels'
-        ``get_prediction(x).summary_frame(alpha)``; a prediction interval adds ``residual_variance``. (Bell and
-        McCaffrey's degrees of freedom, which the table's robust intervals use, depend on the training rows, which
-        the result does not keep.)
+        ``get_prediction(x).summary_frame(alpha)``; a prediction interval adds ``residual_variance``. (The wild
+        bootstrap and Bell and McCaffrey's degrees of freedom, which the table's robust intervals use, need the
+        training rows, which the result does not keep.)
         """
         from lit_linreg.inputs import prediction_rows
 
@@ -622,12 +630,12 @@ def _nan(values: list | None) -> list[float]:
 
 
 def _end(bounds: list | None, side: int, method: str | None) -> float | None:
-    """One end of a saved interval: None for a column left out. A rank-test interval's null end is unbounded,
-    which JSON cannot write; any other null end is a number that did not exist (NaN)."""
+    """One end of a saved interval: None for a column left out. An inverted test's null end is unbounded, which
+    JSON cannot write; any other null end is a number that did not exist (NaN)."""
     if bounds is None:
         return None
     if bounds[side] is None:
-        return (-math.inf, math.inf)[side] if _rank_tested(method) else math.nan
+        return (-math.inf, math.inf)[side] if _rank_tested(method) or _wild_bootstrapped(method) else math.nan
     return bounds[side]
 
 
@@ -635,6 +643,11 @@ def _rank_tested(interval: str | None) -> bool:
     # The words every name of the rank test's intervals has (stats.rank_test.RANK_TEST_NAME): this module stays
     # free of torch, which that one imports.
     return interval is not None and "rank-score test" in interval
+
+
+def _wild_bootstrapped(interval: str | None) -> bool:
+    # The words of stats.wild_bootstrap.WILD_BOOTSTRAP_NAME, as _rank_tested's.
+    return interval is not None and "wild restricted bootstrap test" in interval
 
 
 def _json_safe(value):

@@ -86,7 +86,8 @@ def table_cells(result: Regression) -> tuple[list[str], list[tuple[str, list[str
         if optimum.std_errors is not None:
             low, high = f"{result.alpha / 2:.4g}", f"{1 - result.alpha / 2:.4g}"
             columns.append(("std err", [significant(v, 3) for v in optimum.std_errors]))
-            columns.append(("P(rank)" if optimum.rank_tested else "P>|t|", [p_value(v) for v in optimum.p_values]))
+            title = "P(rank)" if optimum.rank_tested else "P(wild)" if optimum.wild_bootstrapped else "P>|t|"
+            columns.append((title, [p_value(v) for v in optimum.p_values]))
             columns.append((f"[{low}", [significant(v) for v in optimum.lower]))
             columns.append((f"{high}]", [significant(v) for v in optimum.upper]))
         columns.append(("per SD", [significant(v, 4) for v in [*optimum.per_sd, None]]))

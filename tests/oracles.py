@@ -20,3 +20,44 @@ def bell_mccaffrey_reference(design, slope=None):
         eigenvalues = np.linalg.eigvalsh(w[:, None] * spread * w[None, :])
         dfs.append(eigenvalues.sum() ** 2 / (eigenvalues**2).sum())
     return np.array(dfs)
+
+
+def hc2_t(design, y, j, b):
+    """(β̂_j - b) / HC2's standard error, for each column of ``y`` (n, draws), with numpy's least squares."""
+    beta = np.linalg.lstsq(design, y, rcond=None)[0]
+    inverse = np.linalg.inv(design.T @ design)
+    leverage = np.einsum("ij,jk,ik->i", design, inverse, design)
+    residual = y - design @ beta
+    row = (design @ inverse)[:, j]  # β̂_j = Σ row_i y_i
+    variance = (row**2 / (1 - leverage)) @ residual**2
+    return (beta[j] - b) / np.sqrt(variance)
+
+
+def wild_restricted_exceedances(design, y, j, b, v):
+    """#{draws with |t*| >= |t|} of the wild restricted bootstrap test of β_j = b (Davidson and Flachaire, 2008),
+    restated with numpy: the fit of y - b·x_j on the other columns, its residuals over √(1 - their leverage) times
+    each draw's weights (``v``, draws x n) added to that fit, refitted, HC2's t about b."""
+    others = np.delete(design, j, 1)
+    target = y - b * design[:, j]
+    gamma = np.linalg.lstsq(others, target, rcond=None)[0]
+    residual = target - others @ gamma
+    leverage = np.einsum("ij,jk,ik->i", others, np.linalg.inv(others.T @ others), others)
+    fitted = others @ gamma + b * design[:, j]
+    draws = fitted[:, None] + (residual / np.sqrt(1 - leverage))[:, None] * v.T
+    return int((np.abs(hc2_t(design, draws, j, b)) >= abs(hc2_t(design, y[:, None], j, b)[0])).sum())
+
+
+def assert_inverts_wild_restricted_test(design, y, lower, upper, p_values, std_errors, alpha, v):
+    """Each interval [lower_j, upper_j] ends where the wild restricted bootstrap test of β_j = b starts to reject
+    (1 + #{|t*| >= |t|} <= α(B + 1)), checked 1e-6 standard errors either side of each end, and each p-value is
+    that test's at 0, (1 + count) / (B + 1)."""
+    lower, upper, p_values, std_errors = (np.asarray(a, dtype=float) for a in (lower, upper, p_values, std_errors))
+    draws = len(v)
+    rejects = int(np.floor(alpha * (draws + 1) + 1e-9))
+    for j in range(design.shape[1]):
+        count = wild_restricted_exceedances(design, y, j, 0.0, v)
+        assert abs(p_values[j] - (1 + count) / (draws + 1)) <= 1e-15, (j, p_values[j], count)
+        for end, outward in ((lower[j], -1), (upper[j], 1)):
+            for step, rejected in ((outward, True), (-outward, False)):
+                count = wild_restricted_exceedances(design, y, j, end + step * 1e-6 * std_errors[j], v)
+                assert (1 + count <= rejects) == rejected, (j, end, step, count)

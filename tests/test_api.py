@@ -12,12 +12,13 @@ import pytest
 import statsmodels.api as sm
 import torch
 import yaml
-from scipy import optimize, stats
+from scipy import optimize
 
 import lit_linreg
 from lit_linreg.api import TABLE_DEFAULTS
+from lit_linreg.stats.wild_bootstrap import webb_weights, wild_bootstrap_draws
 from tests.conftest import CONFIGS, DIABETES, LINNERUD, ROOT, evaluate, fit, last_checkpoint, read_summary
-from tests.oracles import bell_mccaffrey_reference
+from tests.oracles import assert_inverts_wild_restricted_test
 
 # What differs between two runs of the same fit: how long they took.
 TIMINGS = {"fit_seconds", "analysis_seconds"}
@@ -215,31 +216,37 @@ def test_a_left_out_column_has_no_estimate_and_the_others_are_least_squares(regi
 
 
 def test_the_result_has_statsmodels_names_and_numbers(regions):
-    """Least squares with HC2, as statsmodels' OLS(...).fit(cov_type="HC2"); its t on each coefficient's Bell and
-    McCaffrey degrees of freedom (restated in numpy), at any level."""
+    """Least squares with HC2, as statsmodels' OLS(...).fit(cov_type="HC2"); its intervals and p-values invert the
+    wild restricted bootstrap test of each t (restated in numpy), at the fit's level."""
     frame, _ = regions
     result = lit_linreg.fit(frame, "y", missing="drop", max_epochs=2)
     rows = frame.dropna()
     design = sm.add_constant(pd.get_dummies(rows[["x", "region"]], drop_first=True, dtype=float), prepend=False)
     ols = sm.OLS(rows["y"], design).fit(cov_type="HC2")
-    dfs = bell_mccaffrey_reference(design)
     np.testing.assert_allclose(result.params.to_numpy(), ols.params.to_numpy(), rtol=1e-10)
     np.testing.assert_allclose(result.bse.to_numpy(), ols.bse.to_numpy(), rtol=1e-8)
     np.testing.assert_allclose(result.tvalues.to_numpy(), ols.tvalues.to_numpy(), rtol=1e-8)
-    p_values = 2 * stats.t.sf(np.abs(ols.tvalues.to_numpy()), dfs)
-    np.testing.assert_allclose(result.pvalues.to_numpy(), p_values, rtol=1e-6)
-    for alpha in (0.05, 0.1, 0.01):
-        half = stats.t.ppf(1 - alpha / 2, dfs) * ols.bse.to_numpy()
-        expected = np.c_[ols.params - half, ols.params + half]
-        np.testing.assert_allclose(result.conf_int(alpha).to_numpy(), expected, rtol=1e-8)
+    at_90 = lit_linreg.fit(frame, "y", missing="drop", max_epochs=2, alpha=0.1)
+    for regression, alpha in ((result, 0.05), (at_90, 0.1)):
+        bounds = regression.conf_int()
+        v = webb_weights(len(rows), wild_bootstrap_draws(alpha), seed=42).numpy()  # the fit's seed
+        assert_inverts_wild_restricted_test(
+            design.to_numpy(),
+            rows["y"].to_numpy(),
+            bounds["lower"],
+            bounds["upper"],
+            regression.pvalues,
+            regression.bse,
+            alpha,
+            v,
+        )
+    with pytest.raises(ValueError, match="refit with report alpha 0.1"):
+        result.conf_int(0.1)  # the test's draws are at the fit's level
     assert result.rsquared == pytest.approx(ols.rsquared, rel=1e-10) and result.df_resid == ols.df_resid == 73
     assert result.nobs == 77 and result.rsquared_name == "R²"
-    # The level is the fit's: a fit at 90% reports what conf_int(0.1) computes.
-    at_90 = lit_linreg.fit(frame, "y", missing="drop", max_epochs=2, alpha=0.1)
-    np.testing.assert_allclose(at_90.conf_int().to_numpy(), result.conf_int(0.1).to_numpy(), rtol=1e-12)
     text = str(at_90.summary())
     assert text.splitlines()[0] == "Least squares (QR): y on 3 columns and a bias, 77 rows"
-    assert "[0.05" in text and "0.95]" in text and "90% intervals" in text
+    assert "[0.05" in text and "0.95]" in text and "90% intervals" in text and " P(wild) " in text
     page = result._repr_html_()
     assert page.startswith("<table>") and all(f"<th>{n}</th>" in page for n in result.params.index)
 
@@ -365,10 +372,13 @@ def test_case_weights_are_statsmodels_wls_and_sgd_converges_to_it(weighted, cova
     assert list(result.params.index) == ["x", "z", "region=b", "region=c", "bias"]
     np.testing.assert_allclose(result.params.to_numpy(), wls.params.to_numpy(), rtol=1e-10)
     np.testing.assert_allclose(result.bse.to_numpy(), wls.bse.to_numpy(), rtol=1e-8)
-    if covariance == "robust":  # Bell and McCaffrey's degrees of freedom on the weighted (whitened) design
-        dfs = bell_mccaffrey_reference(design.to_numpy() * np.sqrt(frame["w"].to_numpy())[:, None])
-        half = stats.t.ppf(0.975, dfs) * wls.bse.to_numpy()
-        np.testing.assert_allclose(result.conf_int().to_numpy(), np.c_[wls.params - half, wls.params + half], rtol=1e-8)
+    if covariance == "robust":  # the wild restricted bootstrap test on the weighted (whitened) rows
+        root = np.sqrt(frame["w"].to_numpy())
+        bounds, v = result.conf_int(), webb_weights(len(frame), 999, seed=42).numpy()
+        whitened = (design.to_numpy() * root[:, None], frame["y"].to_numpy() * root)
+        assert_inverts_wild_restricted_test(
+            *whitened, bounds["lower"], bounds["upper"], result.pvalues, result.bse, 0.05, v
+        )
     else:
         np.testing.assert_allclose(result.conf_int().to_numpy(), wls.conf_int().to_numpy(), rtol=1e-8)
     assert result.rsquared == pytest.approx(wls.rsquared, rel=1e-10)

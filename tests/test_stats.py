@@ -16,7 +16,7 @@ from lit_linreg.stats.optimum import quantile_regression
 from lit_linreg.stats.rank_test import MONTE_CARLO_NAME, RANK_TEST_NAME, null_errors
 from lit_linreg.stats.rows import DesignRows
 from lit_linreg.stats.training import TrainingStatistics
-from tests.oracles import bell_mccaffrey_reference
+from tests.oracles import assert_inverts_wild_restricted_test, bell_mccaffrey_reference
 
 
 def table(n=400, seed=0, heteroscedastic=False):
@@ -75,7 +75,7 @@ def test_robust_least_squares_t_has_bell_mccaffreys_degrees_of_freedom():
     """HC2's t with Bell and McCaffrey's degrees of freedom, each coefficient's, equal to the eigenvalue form
     restated in numpy on a small wide design."""
     x, y = table(24, 3, heteroscedastic=True)
-    ours = run(x, y, "mse")
+    ours = run(x, y, "mse", wild_bootstrap=False)
     dfs = bell_mccaffrey_reference(sm.add_constant(x))
     np.testing.assert_allclose(df_params(ours), dfs, rtol=1e-9)
     assert all(1 < df < ours.df_resid for df in dfs)  # fewer than n - p: the correction is not idle here
@@ -91,7 +91,7 @@ def test_past_its_budget_bell_mccaffrey_gives_way_to_n_minus_p_and_says_so(monke
 
     x, y = table(24, 3, heteroscedastic=True)
     monkeypatch.setattr(inference, "BELL_MCCAFFREY_MAX_WORK", 3 * 24 * 5 * 5**2 - 1)  # one multiply-add short
-    ours = run(x, y, "mse")
+    ours = run(x, y, "mse", wild_bootstrap=False)
     assert ours.df_params is None
     assert ours.interval == "Student's t, 19 degrees of freedom (Bell-McCaffrey's skipped: too many rows x columns³)"
     p_values, lower, upper = t_intervals(ours, np.full(5, 19))
@@ -99,7 +99,7 @@ def test_past_its_budget_bell_mccaffrey_gives_way_to_n_minus_p_and_says_so(monke
     np.testing.assert_allclose([c.p_value for c in coefficients], p_values, rtol=1e-9)
     np.testing.assert_allclose([[c.low, c.high] for c in coefficients], np.c_[lower, upper], rtol=1e-9)
     monkeypatch.setattr(inference, "BELL_MCCAFFREY_MAX_WORK", 3 * 24 * 5 * 5**2)  # exactly the budget: computed
-    assert run(x, y, "mse").df_params is not None
+    assert run(x, y, "mse", wild_bootstrap=False).df_params is not None
 
 
 @pytest.mark.parametrize("loss", ["mse", "huber"])
@@ -119,7 +119,7 @@ def test_bell_mccaffrey_keeps_its_digits_where_leverage_nears_1_or_columns_nearl
         z = rng.normal(size=n)
         x = np.c_[z, z + 1e-3 * rng.normal(size=n), rng.normal(size=n)]
     y = x[:, 0] + rng.standard_t(3, n)
-    ours = run(x, y, loss)
+    ours = run(x, y, loss, wild_bootstrap=False)
     assert all(c.fitted for c in ours.weights)
     design_matrix = sm.add_constant(x)
     slope = None
@@ -139,12 +139,48 @@ def test_bell_mccaffrey_is_welchs_degrees_of_freedom_for_two_groups():
     n0, n1 = 5, 17
     group = np.r_[np.zeros(n0), np.ones(n1)]
     y = 2 + group + rng.normal(size=n0 + n1)
-    ours = run(group[:, None], y, "mse")
+    ours = run(group[:, None], y, "mse", wild_bootstrap=False)
     welch = (1 / n0 + 1 / n1) ** 2 / (1 / (n0**2 * (n0 - 1)) + 1 / (n1**2 * (n1 - 1)))
     assert ours.df_params[0] == pytest.approx(welch, rel=1e-10)
     assert ours.df_params[1] == pytest.approx(n0 - 1, rel=1e-10)  # the bias is group 0's mean: s0²/n0, n0 - 1
     variances = y[:n0].var(ddof=1) / n0 + y[n0:].var(ddof=1) / n1
     assert ours.weights[0].std_error == pytest.approx(np.sqrt(variances), rel=1e-10)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_least_squares_intervals_invert_the_wild_restricted_bootstrap_test(weighted):
+    """Each end is where the wild restricted bootstrap test, restated with numpy (a refit a draw, on the same
+    weights v), starts to reject; the p-values are its counts at 0. Columns in very different units and offsets,
+    the noise's spread growing with one of them; with case weights, on the rows times √w (weighted least squares)."""
+    from lit_linreg.stats.wild_bootstrap import webb_weights, wild_bootstrap_draws
+
+    x, y = table(24, 3, heteroscedastic=True)
+    w = np.random.default_rng(4).uniform(0.2, 3, len(y)) if weighted else np.ones(len(y))
+    ours = run(x, y, "mse", case_weights=torch.tensor(w) if weighted else None)
+    draws = wild_bootstrap_draws(0.05)
+    assert draws == 999 and ours.interval.startswith("inversion of the wild restricted bootstrap test of HC2's t")
+    v = webb_weights(len(y), draws, seed=0).numpy()
+    design, target = np.c_[x, np.ones(len(y))] * np.sqrt(w)[:, None], y * np.sqrt(w)  # the bias last, as ours
+    coefficients = [*ours.weights, ours.bias]
+    low, high, p, se = (
+        np.array([getattr(c, name) for c in coefficients]) for name in ("low", "high", "p_value", "std_error")
+    )
+    assert_inverts_wild_restricted_test(design, target, low, high, p, se, 0.05, v)
+    assert min(c.p_value for c in [*ours.weights, ours.bias]) < 0.05 < max(c.p_value for c in ours.weights)
+
+
+def test_past_its_budget_the_wild_bootstrap_gives_way_to_bell_mccaffrey_and_says_so(monkeypatch):
+    import lit_linreg.stats.wild_bootstrap as wild_bootstrap
+
+    x, y = table(24, 3, heteroscedastic=True)
+    student = run(x, y, "mse", wild_bootstrap=False)
+    monkeypatch.setattr(wild_bootstrap, "WILD_BOOTSTRAP_WORK", 24 * 5**2 * 999 - 1)  # one multiply-add short
+    ours = run(x, y, "mse")
+    assert ours.interval == student.interval + " (the wild bootstrap's draws skipped: too many rows x columns²)"
+    for mine, theirs in zip([*ours.weights, ours.bias], [*student.weights, student.bias], strict=True):
+        assert (mine.low, mine.high, mine.p_value) == (theirs.low, theirs.high, theirs.p_value)
+    monkeypatch.setattr(wild_bootstrap, "WILD_BOOTSTRAP_WORK", 24 * 5**2 * 999)  # exactly the budget: drawn
+    assert run(x, y, "mse").interval.startswith("inversion of the wild restricted bootstrap test")
 
 
 def test_median_regression_equals_quantreg_and_its_iid_errors():
@@ -298,7 +334,7 @@ def test_robust_huber_errors_are_hc2_carried_over_to_the_m_estimator():
     np.testing.assert_allclose([c.p_value for c in coefficients], p_values, rtol=1e-8)
     np.testing.assert_allclose([[c.low, c.high] for c in coefficients], np.c_[lower, upper], rtol=1e-8)
     wide = run(x, y, "huber", huber_k=1e6)
-    np.testing.assert_allclose(df_params(wide), df_params(run(x, y, "mse")), rtol=1e-9)
+    np.testing.assert_allclose(df_params(wide), df_params(run(x, y, "mse", wild_bootstrap=False)), rtol=1e-9)
     ols = sm.OLS(y, design).fit(cov_type="HC2")
     np.testing.assert_allclose(estimates(wide), ols.params, rtol=1e-8)
     np.testing.assert_allclose(errors(wide), ols.bse, rtol=1e-8)
@@ -514,7 +550,7 @@ def test_intervals_cover_about_95_percent_on_a_small_wide_design():
     from benchmarks.coverage import wide_dataset
 
     rng = np.random.default_rng(16)
-    covered = {"mae": [], "huber": []}
+    covered = {"mse": [], "mae": [], "huber": []}
     for _ in range(100):
         x, y, truth = wide_dataset(rng, 16, 5, "t3")
         for loss in covered:

@@ -15,13 +15,14 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from lit_linreg.losses import Loss, QuantileLoss, loss_of
+from lit_linreg.losses import Loss, QuantileLoss, SquaredError, loss_of
 from lit_linreg.stats.design import DesignCheck, check_design
 from lit_linreg.stats.inference import bell_mccaffrey_df, bootstrap_fits, cluster_robust_covariance, t_statistics
 from lit_linreg.stats.moments import Moments
 from lit_linreg.stats.optimum import mean_loss
 from lit_linreg.stats.rank_test import RANK_TEST_MAX_ROWS, rank_test_intervals
 from lit_linreg.stats.rows import DesignRows
+from lit_linreg.stats.wild_bootstrap import wild_bootstrap_applies, wild_bootstrap_intervals
 
 EXACT_FIT_TOL = 1e-12  # residuals this small, in standard deviations of the target, are zero
 # Least absolute deviations keeps ~13 float64 values a row (the interior point's vectors): on a table streamed
@@ -85,13 +86,16 @@ def analyse(
     clusters: Tensor | None = None,
     case_weights: Tensor | None = None,
     monte_carlo_cutoff: bool = True,
+    wild_bootstrap: bool = True,
 ) -> Analysis:
     """The analysis of y ≈ X·w + b under ``loss``, intervals at level 1 - alpha; Huber's threshold is ``huber_k``
     times the residuals' MAD scale, estimated with the fit; the pinball loss's quantile is ``quantile``.
     ``clusters`` (each row's, coded 0, 1, ...) makes least squares' errors cluster-robust; ``case_weights`` (positive,
     one a row) weight every fit, each row's residual multiplied by the loss's ``row_scale`` of its weight.
     ``monte_carlo_cutoff`` draws the rank-score test's cutoff, where that test sets the intervals; false refers it
-    to the normal (``stats.rank_test``; ``benchmarks/coverage.py`` measures both)."""
+    to the normal (``stats.rank_test``; ``benchmarks/coverage.py`` measures both). ``wild_bootstrap`` takes least
+    squares' robust intervals and p-values from the wild restricted bootstrap test (``stats.wild_bootstrap``); false
+    from Student's t on Bell and McCaffrey's degrees of freedom."""
     if clusters is not None and (loss != "mse" or bootstrap):
         raise ValueError("cluster-robust standard errors are least squares' and Student's t's, not a bootstrap's")
     if case_weights is not None and not materialize:
@@ -159,7 +163,19 @@ def analyse(
     if clusters is not None and int(clusters.max()) == 0:
         notes.append("every row is in one cluster: there are no cluster-robust standard errors to estimate")
         return analysis
-    _infer(analysis, rows, beta, objective, covariance_kind, bootstrap, seed, alpha, clusters, monte_carlo_cutoff)
+    _infer(
+        analysis,
+        rows,
+        beta,
+        objective,
+        covariance_kind,
+        bootstrap,
+        seed,
+        alpha,
+        clusters,
+        monte_carlo_cutoff,
+        wild_bootstrap,
+    )
     return analysis
 
 
@@ -187,6 +203,7 @@ def _infer(
     alpha: float,
     clusters: Tensor | None = None,
     monte_carlo_cutoff: bool = True,
+    wild_bootstrap: bool = True,
 ) -> None:
     d = len(analysis.weights)
     jacobian, offset = rows.jacobian(d)
@@ -202,8 +219,14 @@ def _infer(
     cov = jacobian @ covariance @ jacobian.T
     std_error = cov.diagonal().clamp(min=0).sqrt()
     analysis.interval = f"Student's t, {df} degrees of freedom"
-    if not isinstance(loss, QuantileLoss) and clusters is None and covariance_kind == "robust":
+    robust = clusters is None and covariance_kind == "robust"
+    # Least squares' robust intervals: the wild bootstrap's test inverted, within its budget of draws.
+    wild = robust and wild_bootstrap and not bootstrap and isinstance(loss, SquaredError)
+    drawn = wild and wild_bootstrap_applies(rows, alpha)
+    if robust and not drawn and not isinstance(loss, QuantileLoss):
         df = _bell_mccaffrey(analysis, rows, beta, loss, jacobian)
+        if wild:
+            analysis.interval += " (the wild bootstrap's draws skipped: too many rows x columns²)"
     statistic, p_value, low, high = t_statistics(theta, std_error, df, alpha)
     analysis.cov_params = cov.tolist()
     y_std = rows.moments.y_std if rows.moments.y_std > 0 else 1.0
@@ -213,6 +236,8 @@ def _infer(
         fits = bootstrap_fits(rows, loss, bootstrap, seed, d)
         low, high = torch.quantile(fits, torch.tensor([alpha / 2, 1 - alpha / 2], dtype=torch.float64), dim=0)
         analysis.interval = f"percentile bootstrap, {bootstrap} resamples of the rows"
+    elif drawn:
+        low, high, p_value, analysis.interval = wild_bootstrap_intervals(rows, beta, jacobian, theta, alpha, seed)
     elif _rank_test_applies(loss, rows, covariance_kind):
         low, high, p_value, analysis.interval = rank_test_intervals(
             rows, jacobian, offset, theta, std_error, loss.tau, alpha, monte_carlo_cutoff, seed

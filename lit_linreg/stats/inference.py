@@ -3,12 +3,13 @@
 In the coordinates of ``DesignRows`` (n rows, p = kept columns + intercept, residuals r = t - D·β):
 
 - **mse, robust**: HC2 (MacKinnon and White, 1985), (DᵀD)⁻¹ [Σ r_i²/(1-h_i) d_i d_iᵀ] (DᵀD)⁻¹ with h_i the
-  leverages, unbiased under homoscedastic errors; its t has Bell and McCaffrey's (2002) degrees of freedom, one
-  per coefficient (``bell_mccaffrey_df``), as Imbens and Kolesár (2016) recommend for small samples. On 16- to
-  64-row designs with a parameter per 3 to 10 rows it covered 95.2-97.0% where HC3 on n - p (R's
-  ``sandwich::vcovHC`` default, ours before) covered 95.4-98.5% and HC2 on n - p 92.2-95.1%; with the noise's
-  scale growing with a skewed column, 94.1-96.7%, where the classical covered 88-94%
-  (benchmarks/sandwich_candidates.py).
+  leverages, unbiased under homoscedastic errors. Its intervals and p-values invert the wild restricted bootstrap
+  test of its t (``stats.wild_bootstrap``): on 16- to 64-row designs with a parameter per 3 to 10 rows they
+  covered 94.6-95.8%, where Student's t on Bell and McCaffrey's (2002) degrees of freedom (``bell_mccaffrey_df``,
+  one per coefficient, as Imbens and Kolesár (2016) recommend; the default before) covered 95.2-97.0%, HC3 on
+  n - p (R's ``sandwich::vcovHC`` default) 95.4-98.5% and HC2 on n - p 92.2-95.1% (benchmarks/coverage.py,
+  benchmarks/sandwich_candidates.py). Past the draws' budget, or with the rows streamed from disk, Bell and
+  McCaffrey's t.
   **classical**: s²(DᵀD)⁻¹, s² = Σr²/(n-p).
 - **mae and quantile τ, robust**: Hendricks and Koenker's (1992) sandwich, R's ``summary.rq(se = "nid")``:
   τ(1-τ) H⁻¹ DᵀD H⁻¹ with H = Σ f_i d_i d_iᵀ and f_i = 2h / d_iᵀ(β(τ+h) - β(τ-h)) each row's density at its
@@ -26,9 +27,9 @@ In the coordinates of ``DesignRows`` (n rows, p = kept columns + intercept, resi
 With clusters (least squares): CR1, G/(G-1)·(n-1)/(n-p)·(DᵀD)⁻¹[Σ_g s_g s_gᵀ](DᵀD)⁻¹, s_g the cluster's score sum.
 
 Test statistics are β/SE, with p-values and (1 - alpha) intervals from Student's t with n - p degrees of freedom
-(G - 1 with G clusters, as statsmodels' ``use_t``; Bell and McCaffrey's, one a coefficient, with the robust errors
-of least squares and Huber), except for quantiles below 1,001 rows, whose intervals and p-values invert the
-rank-score test (``stats.rank_test``).
+(G - 1 with G clusters, as statsmodels' ``use_t``; Bell and McCaffrey's, one a coefficient, with Huber's robust
+errors), except where the intervals and p-values invert a test: least squares' robust ones the wild restricted
+bootstrap's (``stats.wild_bootstrap``), quantiles' below 1,001 rows the rank-score test's (``stats.rank_test``).
 The bootstrap (optional) refits the exact optimum on rows drawn with replacement: percentile intervals.
 """
 
