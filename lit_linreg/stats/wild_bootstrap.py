@@ -55,10 +55,15 @@ def wild_bootstrap_applies(rows: DesignRows, alpha: float) -> bool:
     return rows.matrix() is not None and rows.n * rows.p**2 * wild_bootstrap_draws(alpha) <= WILD_BOOTSTRAP_WORK
 
 
+def webb_indices(n: int, draws: int, seed: int) -> Tensor:
+    """Which of Webb's six points each row's weight is in each draw, (draws, n), a byte each."""
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randint(6, (draws, n), generator=generator, dtype=torch.uint8)
+
+
 def webb_weights(n: int, draws: int, seed: int) -> Tensor:
     """The (draws, n) weights v of the draws: Webb's six points, each with probability 1/6."""
-    generator = torch.Generator().manual_seed(seed)
-    return WEBB_POINTS[torch.randint(6, (draws, n), generator=generator)]
+    return WEBB_POINTS[webb_indices(n, draws, seed).long()]
 
 
 def wild_bootstrap_intervals(
@@ -84,9 +89,9 @@ def wild_bootstrap_intervals(
     base, slope = (residual[:, None] * rescale).T, (a * rescale / k).T  # ũ/√(1 - h̃) = base + δ·slope
     parts = []
     step = max(1, CHUNK_ELEMENTS // rows.n)
-    weights = webb_weights(rows.n, draws, seed)
+    indices = webb_indices(rows.n, draws, seed)  # a byte a weight until used: 1,000 draws of 10,000 rows are 10 MB
     for start in range(0, draws, step):
-        v = weights[start : start + step]  # (b, n)
+        v = WEBB_POINTS[indices[start : start + step].long()]  # (b, n)
         parts.append(torch.stack([_draw_sums(q, a[:, j], u[j], base[j] * v, slope[j] * v) for j in range(len(k))]))
     sums = torch.cat(parts, 2)  # (m, 5, B): N₀, N₁, Q₀₀, Q₀₁, Q₁₁
     estimates = theta[fitted]
