@@ -46,7 +46,7 @@ result = lit_linreg.fit(table, "progression")  # least squares, settings chosen 
 print(result.summary())""",
     "result": """\
 print(result.params[["bmi", "bp", "ltg"]])
-print(result.conf_int(alpha=0.1).loc[["bmi", "bp"]])  # 90% intervals
+print(result.conf_int().loc[["bmi", "bp"]])  # the fit's 95%; for 90%, fit(..., alpha=0.1)
 print(f"p(bmi) = {result.pvalues['bmi']:.2g}, R² = {result.rsquared:.4f}, n = {result.nobs}")
 print("SGD converged to the optimum:", result.converged)""",
     "predict": """\
