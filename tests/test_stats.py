@@ -178,7 +178,10 @@ def test_past_its_budget_the_wild_bootstrap_gives_way_to_bell_mccaffrey_and_says
     ours = run(x, y, "mse")
     assert ours.interval == student.interval + " (the wild bootstrap's draws skipped: too many rows x columns²)"
     for mine, theirs in zip([*ours.weights, ours.bias], [*student.weights, student.bias], strict=True):
-        assert (mine.low, mine.high, mine.p_value) == (theirs.low, theirs.high, theirs.p_value)
+        # Two runs of the same analysis: equal but for the last bit of a threaded matrix product's sums.
+        assert (mine.low, mine.high, mine.p_value) == pytest.approx(
+            (theirs.low, theirs.high, theirs.p_value), rel=1e-13
+        )
     monkeypatch.setattr(wild_bootstrap, "WILD_BOOTSTRAP_WORK", 24 * 5**2 * 999)  # exactly the budget: drawn
     assert run(x, y, "mse").interval.startswith("inversion of the wild restricted bootstrap test")
 

@@ -247,13 +247,14 @@ def _steps(
     x: Tensor, dx: Tensor, s: Tensor, ds: Tensor, w: Tensor, dw: Tensor, z: Tensor, dz: Tensor, step_back: float
 ) -> tuple[Tensor, Tensor]:
     """Per problem (row), the primal and dual step lengths: step_back times the largest step a keeping x + a·dx,
-    s + a·ds (primal) and w + a·dw, z + a·dz (dual) non-negative, at most 1. One stacked minimum for all four:
-    on small tables each tensor operation's overhead is most of an iteration's cost."""
-    v = torch.stack([x, s, w, z])  # (4, problems, n)
-    dv = torch.stack([dx, ds, dw, dz])
-    ratio = torch.where(dv < 0, -v / dv.clamp(max=-1e-300), 1e20).amin(2)  # (4, problems)
-    largest = torch.minimum(ratio[0::2], ratio[1::2]) * step_back  # (primal, dual) x problems
-    return largest[0].clamp(max=1), largest[1].clamp(max=1)
+    s + a·ds (primal) and w + a·dw, z + a·dz (dual) non-negative, at most 1."""
+
+    def largest(v: Tensor, dv: Tensor) -> Tensor:  # per problem; 1e20 when nothing falls
+        return torch.where(dv < 0, -v / dv.clamp(max=-1e-300), 1e20).amin(-1)
+
+    primal = torch.minimum(largest(x, dx), largest(s, ds)) * step_back
+    dual = torch.minimum(largest(w, dw), largest(z, dz)) * step_back
+    return primal.clamp(max=1), dual.clamp(max=1)
 
 
 def _bound(v: Tensor, dv: Tensor) -> float:
