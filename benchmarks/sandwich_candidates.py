@@ -35,12 +35,13 @@ import statsmodels.api as sm
 from scipy import stats
 
 from benchmarks.coverage import WIDE, wide_dataset
+from lit_linreg.stats.wild_bootstrap import WEBB_POINTS
 from tests.oracles import bell_mccaffrey_reference
 
 HUBER_K = 1.345
 DRAWS = 999
 WEIGHTS = {
-    "Webb": np.array([-(1.5**0.5), -1.0, -(0.5**0.5), 0.5**0.5, 1.0, 1.5**0.5]),
+    "Webb": WEBB_POINTS.numpy(),
     "Rademacher": np.array([-1.0, 1.0]),
 }
 
