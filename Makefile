@@ -15,7 +15,7 @@ STAMP  := $(VENV)/.installed
 LOWEST_VENV := .venv-lowest
 LOWEST      := "lightning==2.6.0" "jsonargparse[signatures]==4.43.0" "tensorboard==2.21.0" "numpy==1.26.0" \
                "scipy==1.11.1" "matplotlib==3.8.0" "pyparsing<3.3" "pyarrow==15.0.0" "pandas==2.1.1" \
-               "scikit-learn==1.6.0" "statsmodels>=0.15" "pytest>=8" "pytest-xdist>=3.5"
+               "scikit-learn==1.6.0" "statsmodels>=0.15" "pytest>=8,<10" "pytest-xdist>=3.5"
 # One test process per core the suite may use (pytest-xdist), each given the next test as it finishes one, the
 # longest first (tests/conftest.py): the slow tests are mostly start-up of processes, not arithmetic, and overlap.
 PYTEST := -m pytest -n auto --dist load --maxschedchunk 1
