@@ -127,15 +127,19 @@ def huber_fits(design: np.ndarray, y: np.ndarray, iterations: int = 60) -> tuple
     beta = np.linalg.lstsq(design, y.T, rcond=None)[0].T
     for _ in range(iterations):
         residual = y - beta @ design.T
-        scale = np.median(np.abs(residual), axis=1) / stats.norm.ppf(0.75)
-        u = np.abs(residual) / scale[:, None]
+        u = np.abs(residual) / mad_scale(residual)[:, None]
         weight = np.where(u <= HUBER_K, 1.0, HUBER_K / np.maximum(u, HUBER_K))
         gram = np.swapaxes(weight[:, :, None] * design, 1, 2) @ design
         new = np.linalg.solve(gram, ((weight * y) @ design)[..., None])[..., 0]
         step, beta = np.abs(new - beta).max(), new
         if step < 1e-8 * (1 + np.abs(beta).max()):
             break
-    return beta, np.median(np.abs(y - beta @ design.T), axis=1) / stats.norm.ppf(0.75)
+    return beta, mad_scale(y - beta @ design.T)
+
+
+def mad_scale(residual: np.ndarray) -> np.ndarray:
+    """Each row's median |r| / Φ⁻¹(3/4): RLM's MAD scale, about 0."""
+    return np.median(np.abs(residual), axis=1) / stats.norm.ppf(0.75)
 
 
 def huber_hc2_errors(design: np.ndarray, y: np.ndarray, beta: np.ndarray, scale: np.ndarray) -> np.ndarray:
