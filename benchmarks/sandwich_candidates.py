@@ -15,6 +15,8 @@ interval is known to fail.
 - ``HC2-BM``: HC2 with Bell and McCaffrey's degrees of freedom per coefficient (lit_linreg's default now),
   computed here from the n x n matrices (``tests.oracles.bell_mccaffrey_reference``);
 - ``HC3-BM``: HC3 on the same degrees of freedom;
+- ``HC2-BMk`` (huber): HC2 on Bell and McCaffrey's degrees of freedom with ψ's fourth cumulant in place of the
+  normal's (``kurtosis_adjusted_df``);
 - ``HC2N-BM``: each row's ψ² over its variance factor under that linearisation, N_ii (1 - h_i for least squares,
   at least that for Huber), on the same degrees of freedom;
 - ``WR-Webb`` and ``WR-Rademacher``: the wild restricted bootstrap test of HC2's t (Davidson and Flachaire, 2008)
@@ -89,6 +91,11 @@ def candidates(
     intervals["HC2-BM"] = (errors["HC2"], bm)
     intervals["HC3-BM"] = (errors["HC3"], bm)
     intervals["HC2N-BM"] = (errors["HC2N"], bm)
+    if loss == "huber":
+        intervals["HC2-BMk"] = (
+            errors["HC2"],
+            kurtosis_adjusted_df(design, bread_inverse, leverage, residual_maker, psi),
+        )
     tests = {}
     for name, points in WEIGHTS.items():
         v = points[rng.integers(len(points), size=(DRAWS, n))]
@@ -97,6 +104,24 @@ def candidates(
         v = WEIGHTS["Webb"][refit_rng.integers(6, size=(DRAWS, n))]
         tests["WR-refit"] = huber_wild_restricted_accepts(design, y, truth, v)
     return np.asarray(fit.params), intervals, tests
+
+
+def kurtosis_adjusted_df(design, bread_inverse, leverage, residual_maker, psi) -> np.ndarray:
+    """Bell and McCaffrey's degrees of freedom of each coefficient's HC2 t without their normal errors. The
+    estimate is a quadratic form ψᵀAψ of the linearisation's ψ (ψ̂ = Mψ, A = MᵀW²M); for iid ψ with variance σ²
+    and fourth cumulant κ its variance is 2σ⁴tr(A²) + κΣA_ii² (Seber and Lee, 2003, Theorem 1.6), so Satterthwaite's
+    ν = (tr A)² / (tr(A²) + γ/2·ΣA_ii²), γ = κ/σ⁴ >= -2. γ by the moments of ψ̂: Σψ̂² has mean σ²tr N and Σψ̂⁴
+    has mean κΣM_ij⁴ + 3σ⁴ΣN_ii², N = MMᵀ. Huber's clipped ψ is flatter than normal (γ < 0): ν rises."""
+    spread = residual_maker @ residual_maker.T
+    sigma2 = (psi**2).sum() / np.trace(spread)
+    cumulant = ((psi**4).sum() - 3 * sigma2**2 * (np.diag(spread) ** 2).sum()) / (residual_maker**4).sum()
+    gamma = max(cumulant / sigma2**2, -2.0)
+    hc2 = np.where(leverage < 1 - 1e-12, 1 / (1 - leverage), 0.0)
+    dfs = []
+    for column in (design @ bread_inverse).T:
+        a = residual_maker.T @ ((column**2 * hc2)[:, None] * residual_maker)
+        dfs.append(np.trace(a) ** 2 / ((a * a).sum() + gamma / 2 * (np.diag(a) ** 2).sum()))
+    return np.array(dfs)
 
 
 def wild_restricted_accepts(design, bread_inverse, psi, slope, distance, v) -> np.ndarray:
