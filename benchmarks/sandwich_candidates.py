@@ -3,6 +3,7 @@
     python -m benchmarks.sandwich_candidates --datasets 400                  # the noise of benchmarks.coverage
     python -m benchmarks.sandwich_candidates --datasets 400 --heteroscedastic
     python -m benchmarks.sandwich_candidates --datasets 400 --huber-refits --designs 16x5   # Huber's refits (slow)
+    python -m benchmarks.sandwich_candidates --huber-refits --designs 32x11 --noises t3       # one setting
 
 The study behind issue 17's item 1 for mse and huber: each candidate's 95% intervals on the designs of
 ``benchmarks.coverage --part wide`` (the same datasets, seed for seed). With ``--heteroscedastic`` the noise's
@@ -201,12 +202,13 @@ def main() -> None:
     parser.add_argument("--heteroscedastic", action="store_true")
     parser.add_argument("--huber-refits", action="store_true", help="add WR-refit for huber (slow)")
     parser.add_argument("--designs", nargs="+", metavar="NxP", help="only these designs, e.g. 16x5 32x11")
+    parser.add_argument("--noises", nargs="+", choices=["normal", "t3"], default=["normal", "t3"], help="only these")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")  # RLM's iteration notices on a few datasets
     for n, p in WIDE:
         if args.designs and f"{n}x{p}" not in args.designs:
             continue
-        for noise in ("normal", "t3"):
+        for noise in args.noises:
             rng = np.random.default_rng(100 * n + p + (noise == "t3"))
             draws = np.random.default_rng(7)  # the bootstrap's weights, apart from the datasets' draws
             refit_draws = np.random.default_rng(8) if args.huber_refits else None
