@@ -95,7 +95,7 @@ def candidates(
     if loss == "huber":
         intervals["HC2-BMk"] = (
             errors["HC2"],
-            kurtosis_adjusted_df(design, bread_inverse, leverage, residual_maker, psi),
+            kurtosis_adjusted_df(design, bread_inverse, leverage, residual_maker, spread, psi),
         )
     tests = {}
     for name, points in WEIGHTS.items():
@@ -107,15 +107,15 @@ def candidates(
     return np.asarray(fit.params), intervals, tests
 
 
-def kurtosis_adjusted_df(design, bread_inverse, leverage, residual_maker, psi) -> np.ndarray:
+def kurtosis_adjusted_df(design, bread_inverse, leverage, residual_maker, spread, psi) -> np.ndarray:
     """Bell and McCaffrey's degrees of freedom of each coefficient's HC2 t without their normal errors. The
     estimate is a quadratic form ψᵀAψ of the linearisation's ψ (ψ̂ = Mψ, A = MᵀW²M); for iid ψ with variance σ²
     and fourth cumulant κ its variance is 2σ⁴tr(A²) + κΣA_ii² (Seber and Lee, 2003, Theorem 1.6), so Satterthwaite's
     ν = (tr A)² / (tr(A²) + γ/2·ΣA_ii²), γ = κ/σ⁴ >= -2. γ by the moments of ψ̂: Σψ̂² has mean σ²tr N and Σψ̂⁴
-    has mean κΣM_ij⁴ + 3σ⁴ΣN_ii², N = MMᵀ. Huber's clipped ψ is flatter than normal (γ < 0): ν rises."""
-    spread = residual_maker @ residual_maker.T
-    sigma2 = (psi**2).sum() / np.trace(spread)
-    cumulant = ((psi**4).sum() - 3 * sigma2**2 * (np.diag(spread) ** 2).sum()) / (residual_maker**4).sum()
+    has mean κΣM_ij⁴ + 3σ⁴ΣN_ii², N = MMᵀ (``spread``: its diagonal). Huber's clipped ψ is flatter than normal
+    (γ < 0): ν rises."""
+    sigma2 = (psi**2).sum() / spread.sum()
+    cumulant = ((psi**4).sum() - 3 * sigma2**2 * (spread**2).sum()) / (residual_maker**4).sum()
     gamma = max(cumulant / sigma2**2, -2.0)
     hc2 = np.where(leverage < 1 - 1e-12, 1 / (1 - leverage), 0.0)
     dfs = []
