@@ -4,6 +4,7 @@
     python -m benchmarks.sandwich_candidates --datasets 400 --heteroscedastic
     python -m benchmarks.sandwich_candidates --datasets 400 --huber-refits --designs 16x5   # Huber's refits (slow)
     python -m benchmarks.sandwich_candidates --huber-refits --designs 32x11 --noises t3       # one setting
+    python -m benchmarks.sandwich_candidates --huber-refits --designs 64x21 --start 100 --datasets 250  # a part
 
 The study behind issue 17's item 1 for mse and huber: each candidate's 95% intervals on the designs of
 ``benchmarks.coverage --part wide`` (the same datasets, seed for seed). With ``--heteroscedastic`` the noise's
@@ -27,8 +28,9 @@ interval is known to fail.
   fit one step from the estimate, ψ', the threshold and the scale held: Kline and Santos's (2012) score bootstrap).
 - ``WR-refit`` (huber, with ``--huber-refits``): the same test with each draw refitted by Huber's M-estimator, its
   MAD scale re-estimated (the restricted fit's residuals over √(1 - h̃), h̃ the leverages of the restricted
-  design). Minutes a setting at 16 rows, about 20 s a dataset at 64 x 21 here: a measurement of what the test
-  would cover, not a method lit_linreg could afford to invert at every table's size.
+  design). Minutes a setting at 16 rows, about 18 s a dataset at 64 x 21 here: a measurement of what the test
+  would cover, not a method lit_linreg could afford to invert at every table's size. ``--start`` measures a part
+  of a setting's datasets, each with the draws it has in a full run, so that parts run side by side.
 
 Huber's estimate and scale are statsmodels' RLM (HuberT, MAD scale), which lit_linreg's equal to 1e-6.
 """
@@ -47,6 +49,7 @@ from lit_linreg.stats.wild_bootstrap import WEBB_POINTS
 from tests.oracles import bell_mccaffrey_reference
 
 HUBER_K = 1.345
+MAD_NORMAL = stats.norm.ppf(0.75)  # the MAD of a standard normal
 DRAWS = 999
 WEIGHTS = {
     "Webb": WEBB_POINTS.numpy(),
@@ -61,9 +64,11 @@ def candidates(
     truth: np.ndarray,
     rng: np.random.Generator,
     refit_rng: np.random.Generator | None = None,
+    refit: bool = True,
 ) -> tuple[np.ndarray, dict[str, tuple[np.ndarray, object]], dict[str, np.ndarray]]:
     """(estimates, {name: (standard errors, degrees of freedom)}, {name: whether each test accepts the truth}),
-    the constant first."""
+    the constant first. With ``refit_rng``, Huber's refitted test too, unless ``refit`` is false (its draws are
+    then taken and left, so the datasets after it see the draws of a full run)."""
     design = sm.add_constant(x)
     n, p = design.shape
     if loss == "mse":
@@ -103,7 +108,8 @@ def candidates(
         tests[f"WR-{name}"] = wild_restricted_accepts(design, bread_inverse, psi * scale, slope, fit.params - truth, v)
     if loss == "huber" and refit_rng is not None:  # its own draws: the other columns' stay as without it
         v = WEIGHTS["Webb"][refit_rng.integers(6, size=(DRAWS, n))]
-        tests["WR-refit"] = huber_wild_restricted_accepts(design, y, truth, v)
+        if refit:
+            tests["WR-refit"] = huber_wild_restricted_accepts(design, y, truth, v)
     return np.asarray(fit.params), intervals, tests
 
 
@@ -149,34 +155,50 @@ def wild_restricted_accepts(design, bread_inverse, psi, slope, distance, v) -> n
 
 def huber_fits(design: np.ndarray, y: np.ndarray, iterations: int = 60) -> tuple[np.ndarray, np.ndarray]:
     """(β, scale) of each row of ``y`` (draws, n): RLM(M=HuberT()) with its MAD scale, by iteratively reweighted
-    least squares from least squares, the scale re-estimated each step, to a step of 1e-8 (or 60 steps)."""
+    least squares from least squares, the scale re-estimated each step, each draw to a step of 1e-8 (or 60 steps:
+    a few draws' MAD keeps moving between two sets of rows)."""
+    outer = gram_products(design)
     beta = np.linalg.lstsq(design, y.T, rcond=None)[0].T
+    active = np.arange(len(y))
     for _ in range(iterations):
-        residual = y - beta @ design.T
+        target, residual = y[active], y[active] - beta[active] @ design.T
         u = np.abs(residual) / mad_scale(residual)[:, None]
         weight = np.where(u <= HUBER_K, 1.0, HUBER_K / np.maximum(u, HUBER_K))
-        gram = np.swapaxes(weight[:, :, None] * design, 1, 2) @ design
-        new = np.linalg.solve(gram, ((weight * y) @ design)[..., None])[..., 0]
-        step, beta = np.abs(new - beta).max(), new
-        if step < 1e-8 * (1 + np.abs(beta).max()):
+        new = np.linalg.solve(weighted_gram(outer, weight), ((weight * target) @ design)[..., None])[..., 0]
+        moving = np.abs(new - beta[active]).max(1) >= 1e-8 * (1 + np.abs(new).max(1))
+        beta[active] = new
+        active = active[moving]
+        if len(active) == 0:
             break
     return beta, mad_scale(y - beta @ design.T)
 
 
+def gram_products(design: np.ndarray) -> np.ndarray:
+    """(n, p, p): each row's d_i d_iᵀ, so that Σ w_i·d_i d_iᵀ for many weight vectors is one matrix product, not a
+    p x n by n x p product a draw."""
+    return design[:, :, None] * design[:, None, :]
+
+
+def weighted_gram(outer: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """(draws, p, p): Dᵀdiag(w)D for each row w of ``weight``."""
+    return np.tensordot(weight, outer, axes=1)
+
+
 def mad_scale(residual: np.ndarray) -> np.ndarray:
     """Each row's median |r| / Φ⁻¹(3/4): RLM's MAD scale, about 0."""
-    return np.median(np.abs(residual), axis=1) / stats.norm.ppf(0.75)
+    return np.median(np.abs(residual), axis=1) / MAD_NORMAL
 
 
 def huber_hc2_errors(design: np.ndarray, y: np.ndarray, beta: np.ndarray, scale: np.ndarray) -> np.ndarray:
     """(draws, p) standard errors of the ``HC2`` candidate above, for each row of ``y``."""
+    outer = gram_products(design)
     r = (y - beta @ design.T) / scale[:, None]
     psi, slope = np.clip(r, -HUBER_K, HUBER_K), (np.abs(r) <= HUBER_K).astype(float)
-    bread_inverse = np.linalg.inv(np.swapaxes(slope[:, :, None] * design, 1, 2) @ design)
+    bread_inverse = np.linalg.inv(weighted_gram(outer, slope))
     leverage = slope * ((design @ bread_inverse) * design).sum(-1)
     weight = np.where(leverage < 1 - 1e-12, psi**2 / (1 - np.minimum(leverage, 1 - 1e-12)), 0.0)
-    covariance = bread_inverse @ (np.swapaxes(weight[:, :, None] * design, 1, 2) @ design) @ bread_inverse
-    return scale[:, None] * np.sqrt(np.einsum("dii->di", covariance))
+    covariance = np.einsum("dij,djk,dik->di", bread_inverse, weighted_gram(outer, weight), bread_inverse)
+    return scale[:, None] * np.sqrt(covariance)
 
 
 def huber_wild_restricted_accepts(design: np.ndarray, y: np.ndarray, truth: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -199,6 +221,9 @@ def huber_wild_restricted_accepts(design: np.ndarray, y: np.ndarray, truth: np.n
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", type=int, default=400)
+    parser.add_argument(
+        "--start", type=int, default=0, help="count from this dataset on (the ones before are drawn, not measured)"
+    )
     parser.add_argument("--heteroscedastic", action="store_true")
     parser.add_argument("--huber-refits", action="store_true", help="add WR-refit for huber (slow)")
     parser.add_argument("--designs", nargs="+", metavar="NxP", help="only these designs, e.g. 16x5 32x11")
@@ -213,13 +238,16 @@ def main() -> None:
             draws = np.random.default_rng(7)  # the bootstrap's weights, apart from the datasets' draws
             refit_draws = np.random.default_rng(8) if args.huber_refits else None
             hits: dict[str, list] = {}
-            for _ in range(args.datasets):
+            for index in range(args.datasets):
                 x, y, truth = wide_dataset(rng, n, p, noise)
                 if args.heteroscedastic:
                     mean = x @ truth[1:] + truth[0]
                     y = mean + (y - mean) * np.sqrt(x[:, -1] / np.exp(0.5))
                 for loss in ("mse", "huber"):
-                    estimates, intervals, tests = candidates(x, y, loss, truth, draws, refit_draws)
+                    measured = index >= args.start
+                    estimates, intervals, tests = candidates(x, y, loss, truth, draws, refit_draws, measured)
+                    if not measured:
+                        continue
                     for name, (se, df) in intervals.items():
                         covered = np.abs(estimates - truth) <= stats.t.ppf(0.975, df) * se
                         hits.setdefault(f"{loss} {name}", []).extend(covered)
