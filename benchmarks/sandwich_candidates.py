@@ -253,8 +253,10 @@ def main() -> None:
                         hits.setdefault(f"{loss} {name}", []).extend(covered)
                     for name, accepts in tests.items():
                         hits.setdefault(f"{loss} {name}", []).extend(accepts)
-            shares = "  ".join(f"{name} {np.mean(v):.1%}" for name, v in hits.items())
-            print(f"n = {n}, {p} parameters, {noise}:  {shares}", flush=True)
+            # To 0.01%, a share determines its count: parts run with --start add up exactly.
+            shares = "  ".join(f"{name} {np.mean(v):.2%}" for name, v in hits.items())
+            count = len(next(iter(hits.values()), []))
+            print(f"n = {n}, {p} parameters, {noise} ({count} intervals each):  {shares}", flush=True)
 
 
 if __name__ == "__main__":
