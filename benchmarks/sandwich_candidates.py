@@ -155,8 +155,8 @@ def wild_restricted_accepts(design, bread_inverse, psi, slope, distance, v) -> n
 
 def huber_fits(design: np.ndarray, y: np.ndarray, iterations: int = 60) -> tuple[np.ndarray, np.ndarray]:
     """(β, scale) of each row of ``y`` (draws, n): RLM(M=HuberT()) with its MAD scale, by iteratively reweighted
-    least squares from least squares, the scale re-estimated each step, each draw to a step of 1e-8 (or 60 steps:
-    a few draws' MAD keeps moving between two sets of rows)."""
+    least squares from least squares, the scale re-estimated each step, each draw to a step of 1e-8 or 60 steps (on
+    one 32 x 11 dataset, 39 of 999 draws were still moving at 60)."""
     outer = gram_products(design)
     beta = np.linalg.lstsq(design, y.T, rcond=None)[0].T
     active = np.arange(len(y))
