@@ -28,7 +28,7 @@ interval is known to fail.
   fit one step from the estimate, ψ', the threshold and the scale held: Kline and Santos's (2012) score bootstrap).
 - ``WR-refit`` (huber, with ``--huber-refits``): the same test with each draw refitted by Huber's M-estimator, its
   MAD scale re-estimated (the restricted fit's residuals over √(1 - h̃), h̃ the leverages of the restricted
-  design). Minutes a setting at 16 rows, about 18 s a dataset at 64 x 21 here: a measurement of what the test
+  design). Minutes a setting at 16 rows, 11 to 18 s a dataset at 64 x 21 here: a measurement of what the test
   would cover, not a method lit_linreg could afford to invert at every table's size. ``--start`` measures a part
   of a setting's datasets, each with the draws it has in a full run, so that parts run side by side.
 
