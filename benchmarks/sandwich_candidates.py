@@ -45,11 +45,11 @@ import statsmodels.api as sm
 from scipy import stats
 
 from benchmarks.coverage import WIDE, wide_dataset
+from lit_linreg.stats.optimum import MAD_NORMAL
 from lit_linreg.stats.wild_bootstrap import WEBB_POINTS
 from tests.oracles import bell_mccaffrey_reference
 
 HUBER_K = 1.345
-MAD_NORMAL = stats.norm.ppf(0.75)  # the MAD of a standard normal
 DRAWS = 999
 WEIGHTS = {
     "Webb": WEBB_POINTS.numpy(),
@@ -243,8 +243,8 @@ def main() -> None:
                 if args.heteroscedastic:
                     mean = x @ truth[1:] + truth[0]
                     y = mean + (y - mean) * np.sqrt(x[:, -1] / np.exp(0.5))
+                measured = index >= args.start
                 for loss in ("mse", "huber"):
-                    measured = index >= args.start
                     estimates, intervals, tests = candidates(x, y, loss, truth, draws, refit_draws, measured)
                     if not measured:
                         continue
