@@ -16,7 +16,13 @@ from lit_linreg.stats.optimum import quantile_regression
 from lit_linreg.stats.rank_test import MONTE_CARLO_NAME, RANK_TEST_NAME, null_errors
 from lit_linreg.stats.rows import DesignRows
 from lit_linreg.stats.training import TrainingStatistics
-from tests.oracles import assert_inverts_wild_restricted_test, bell_mccaffrey_reference
+from tests.oracles import (
+    assert_inverts_refitted_wild_test,
+    assert_inverts_wild_restricted_test,
+    bell_mccaffrey_reference,
+    huber_fits,
+    huber_sandwich_errors,
+)
 
 
 def table(n=400, seed=0, heteroscedastic=False):
@@ -167,6 +173,59 @@ def test_least_squares_intervals_invert_the_wild_restricted_bootstrap_test(weigh
     )
     assert_inverts_wild_restricted_test(design, target, low, high, p, se, 0.05, v)
     assert min(c.p_value for c in [*ours.weights, ours.bias]) < 0.05 < max(c.p_value for c in ours.weights)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_huber_intervals_on_a_small_wide_table_invert_the_refitted_wild_bootstrap_test(weighted):
+    """On 16 rows for 4 parameters, each end is where the wild restricted bootstrap test with every draw refitted by
+    Huber's M-estimate, restated with numpy (IRLS to a step of 1e-13 a draw, on the same weights v), starts to
+    reject, 1e-3 standard errors either side (the search's precision); the p-values are its counts at 0. Columns in
+    very different units and offsets; with case weights, on the rows times √w (as R's rlm takes them)."""
+    from lit_linreg.stats.rank_test import monte_carlo_draws
+    from lit_linreg.stats.wild_bootstrap import webb_weights
+
+    x, y = table(16, 2)
+    x = x[:, :3]
+    w = np.random.default_rng(4).uniform(0.2, 3, len(y)) if weighted else np.ones(len(y))
+    ours = run(x, y, "huber", case_weights=torch.tensor(w) if weighted else None, refitted_bootstrap=True)
+    draws = monte_carlo_draws(0.05)
+    assert draws == 199 and ours.interval.startswith("inversion of the wild restricted bootstrap test of the sandwich")
+    design, target = np.c_[x, np.ones(len(y))] * np.sqrt(w)[:, None], y * np.sqrt(w)  # the bias last, as ours
+    coefficients = [*ours.weights, ours.bias]
+    low, high, p, se = (
+        np.array([getattr(c, name) for c in coefficients]) for name in ("low", "high", "p_value", "std_error")
+    )
+    # The observed t's standard errors are the oracle's sandwich at its own fit (4e-9 apart with case weights: two
+    # iterations to one fixed point, each stopped by its own rule).
+    beta, scale = huber_fits(design, target)
+    np.testing.assert_allclose(se, huber_sandwich_errors(design, target, beta, scale)[0], rtol=1e-8)
+    v = webb_weights(len(y), draws, seed=0).numpy()
+    assert_inverts_refitted_wild_test(design, target, low, high, p, se, 0.05, v, margin=1e-3)
+    assert np.all(np.isfinite(low) & np.isfinite(high))
+
+
+def test_huber_keeps_bell_mccaffreys_t_past_five_rows_a_parameter_or_the_refits_budget(monkeypatch):
+    import lit_linreg.stats.huber_bootstrap as huber_bootstrap
+
+    x, y = table(16, 2)
+    student = run(x[:, :3], y, "huber")  # the default, for now
+    assert student.interval.startswith("Student's t, Bell-McCaffrey degrees of freedom")
+    monkeypatch.setattr(huber_bootstrap, "HUBER_BOOTSTRAP_WORK", 16 * 4**3 * 199 - 1)  # one short
+    ours = run(x[:, :3], y, "huber", refitted_bootstrap=True)
+    assert (
+        ours.interval == student.interval + " (the refitted wild bootstrap's draws skipped: too many rows x columns³)"
+    )
+    for mine, theirs in zip([*ours.weights, ours.bias], [*student.weights, student.bias], strict=True):
+        assert (mine.low, mine.high, mine.p_value) == pytest.approx(
+            (theirs.low, theirs.high, theirs.p_value), rel=1e-13
+        )
+    monkeypatch.setattr(huber_bootstrap, "HUBER_BOOTSTRAP_WORK", 16 * 4**3 * 199)  # exactly the budget: refitted
+    assert run(x[:, :3], y, "huber", refitted_bootstrap=True).interval.startswith(
+        "inversion of the wild restricted bootstrap test"
+    )
+    # 21 rows for 4 parameters is more than 5 a parameter: Bell and McCaffrey's t, as a choice, not a skip.
+    x, y = table(21, 2)
+    assert run(x[:, :3], y, "huber", refitted_bootstrap=True).interval == run(x[:, :3], y, "huber").interval
 
 
 def test_past_its_budget_the_wild_bootstrap_gives_way_to_bell_mccaffrey_and_says_so(monkeypatch):
@@ -551,7 +610,8 @@ def test_intervals_cover_the_truth_about_95_percent_of_the_time():
 def test_intervals_cover_about_95_percent_on_a_small_wide_design():
     """16 rows for 5 parameters, correlated columns, one skewed (``benchmarks/coverage.py --part wide`` in small):
     100 tables x 5 parameters = 500 intervals a loss, whose 99.9% binomial band at 95% is [0.918, 0.982].
-    Powell's kernel sandwich covered 87-89% on such designs, Huber's plain sandwich 89% (300 tables a setting)."""
+    Powell's kernel sandwich covered 87-89% on such designs, Huber's plain sandwich 89% (300 tables a setting).
+    Huber's are its sandwich's t on Bell and McCaffrey's degrees of freedom."""
     from benchmarks.coverage import wide_dataset
 
     rng = np.random.default_rng(16)

@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from lit_linreg.losses import Loss, QuantileLoss, SquaredError, loss_of
+from lit_linreg.losses import HuberLoss, Loss, QuantileLoss, SquaredError, loss_of
 from lit_linreg.stats.design import DesignCheck, check_design
+from lit_linreg.stats.huber_bootstrap import huber_bootstrap_applies, huber_bootstrap_intervals, huber_bootstrap_wanted
 from lit_linreg.stats.inference import bell_mccaffrey_df, bootstrap_fits, cluster_robust_covariance, t_statistics
 from lit_linreg.stats.moments import Moments
 from lit_linreg.stats.optimum import mean_loss
@@ -87,6 +88,7 @@ def analyse(
     case_weights: Tensor | None = None,
     monte_carlo_cutoff: bool = True,
     wild_bootstrap: bool = True,
+    refitted_bootstrap: bool = False,
 ) -> Analysis:
     """The analysis of y ≈ X·w + b under ``loss``, intervals at level 1 - alpha; Huber's threshold is ``huber_k``
     times the residuals' MAD scale, estimated with the fit; the pinball loss's quantile is ``quantile``.
@@ -95,7 +97,9 @@ def analyse(
     ``monte_carlo_cutoff`` draws the rank-score test's cutoff, where that test sets the intervals; false refers it
     to the normal (``stats.rank_test``; ``benchmarks/coverage.py`` measures both). ``wild_bootstrap`` takes least
     squares' robust intervals and p-values from the wild restricted bootstrap test (``stats.wild_bootstrap``); false
-    from Student's t on Bell and McCaffrey's degrees of freedom."""
+    from Student's t on Bell and McCaffrey's degrees of freedom. ``refitted_bootstrap`` takes Huber's, on tables of
+    at most 5 rows a parameter, from the same test with every draw refitted (``stats.huber_bootstrap``): not the
+    default until ``benchmarks/coverage.py --huber-refits`` has measured its coverage on every wide design."""
     if clusters is not None and (loss != "mse" or bootstrap):
         raise ValueError("cluster-robust standard errors are least squares' and Student's t's, not a bootstrap's")
     if case_weights is not None and not materialize:
@@ -175,6 +179,7 @@ def analyse(
         clusters,
         monte_carlo_cutoff,
         wild_bootstrap,
+        refitted_bootstrap,
     )
     return analysis
 
@@ -204,6 +209,7 @@ def _infer(
     clusters: Tensor | None = None,
     monte_carlo_cutoff: bool = True,
     wild_bootstrap: bool = True,
+    refitted_bootstrap: bool = False,
 ) -> None:
     d = len(analysis.weights)
     jacobian, offset = rows.jacobian(d)
@@ -220,13 +226,19 @@ def _infer(
     std_error = cov.diagonal().clamp(min=0).sqrt()
     analysis.interval = f"Student's t, {df} degrees of freedom"
     robust = clusters is None and covariance_kind == "robust"
-    # Least squares' robust intervals: the wild bootstrap's test inverted, within its budget of draws.
+    # Least squares' robust intervals, and Huber's on request on tables of at most 5 rows a parameter: the wild
+    # bootstrap's test inverted, within its budget of draws.
     wild = robust and wild_bootstrap and not bootstrap and isinstance(loss, SquaredError)
     drawn = wild and wild_bootstrap_applies(rows, alpha)
-    if robust and not drawn and not isinstance(loss, QuantileLoss):
+    refit = robust and refitted_bootstrap and not bootstrap and isinstance(loss, HuberLoss)
+    refit = refit and huber_bootstrap_wanted(rows)
+    refitted = refit and huber_bootstrap_applies(rows, alpha)
+    if robust and not drawn and not refitted and not isinstance(loss, QuantileLoss):
         df = _bell_mccaffrey(analysis, rows, beta, loss, jacobian)
         if wild:
             analysis.interval += " (the wild bootstrap's draws skipped: too many rows x columns²)"
+        if refit:
+            analysis.interval += " (the refitted wild bootstrap's draws skipped: too many rows x columns³)"
     statistic, p_value, low, high = t_statistics(theta, std_error, df, alpha)
     analysis.cov_params = cov.tolist()
     y_std = rows.moments.y_std if rows.moments.y_std > 0 else 1.0
@@ -238,6 +250,10 @@ def _infer(
         analysis.interval = f"percentile bootstrap, {bootstrap} resamples of the rows"
     elif drawn:
         low, high, p_value, analysis.interval = wild_bootstrap_intervals(rows, beta, jacobian, theta, alpha, seed)
+    elif refitted:
+        low, high, p_value, analysis.interval = huber_bootstrap_intervals(
+            rows, loss, jacobian, offset, theta, std_error, alpha, seed
+        )
     elif _rank_test_applies(loss, rows, covariance_kind):
         low, high, p_value, analysis.interval = rank_test_intervals(
             rows, jacobian, offset, theta, std_error, loss.tau, alpha, monte_carlo_cutoff, seed

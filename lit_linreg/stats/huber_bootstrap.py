@@ -1,0 +1,366 @@
+"""Huber's intervals by inverting the wild restricted bootstrap test of its sandwich t, every draw refitted.
+
+The test of θ_j = b (θ = J·β + c, a coefficient in the table's units) is least squares' (``stats.wild_bootstrap``:
+Davidson and Flachaire, 2008) with Huber's M-estimator in the place of least squares. Its statistic is the
+HC2-type sandwich's t, t(b) = (θ̂_j - b) / se_j (``stats.inference.m_estimator_covariance``). The restricted fit
+is Huber's M-estimate, its MAD scale estimated with it, of the target under θ_j = b; its residuals ũ(b) over
+√(1 - h̃_i) (h̃ the restricted design's least-squares leverages), times a weight v_i of mean 0 and variance 1, are
+added to its fit to make each draw's target; each draw is refitted by Huber's M-estimate with its own MAD scale,
+and its own sandwich t about b is taken. The test rejects where |t(b)| is exceeded by at most α(B + 1) - 1 of the
+B draws' |t*|; the interval is where it does not, and the p-value of θ_j = 0 is the same test's, (1 + #{|t*| >=
+|t(0)|}) / (B + 1). The weights are Webb's six points (``stats.wild_bootstrap.webb_weights``), the same for every
+coefficient and every b, so that the draws' cutoff moves continuously with b. B = ⌈10/α⌉ - 1 (199 at 95%).
+
+Why: the sandwich's t with Bell and McCaffrey's degrees of freedom (Huber's default intervals) covered 94.3-96.7%
+on 16- to 64-row designs with a parameter per 3 to 10 rows, above 96% on four of them (64 rows with 13 and 21
+parameters, 32 with 11, t(3) errors); this test covered 94.2-95.7% on the hardest seven, all within 94-96%
+(``benchmarks/sandwich_candidates.py --huber-refits``, 999 draws). Its linearised form (the draws not refitted:
+Kline and Santos's score bootstrap) fell below 94% on 16 rows. It is used on request (``analyse(...,
+refitted_bootstrap=True)``) on tables of at most ``ROWS_PER_PARAMETER`` rows a parameter, until
+``benchmarks/coverage.py --huber-refits`` has measured these intervals on every wide design.
+
+The draws are not linear in b, as least squares' are: each value of b tried costs B refits. Each end is the first
+value where the test rejects, going out from the estimate from 3/4 of Student's t's reach in steps of a quarter
+of it (``SCAN_POINTS`` a round, the steps doubling after the first round); within the step before it, the end is
+a root of g(d) = d - c(d), d the distance from the estimate in standard errors and c(d) the draws' cutoff there,
+and each round tries a pair ``PRECISION`` apart about the secant's root with the step's thirds (a crossing found
+on the thirds narrows it threefold, one between the pair ends it). Every end still open is one batched refit a
+round: about 8 rounds, 30-50 values a coefficient. Where the draws' cutoff rises with b as fast as |t| (the bias
+on 16 rows, say), the test can accept again further out: the interval is the stretch about the estimate.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from scipy import stats as scipy_stats
+from torch import Tensor
+
+from lit_linreg.losses import HuberLoss
+from lit_linreg.stats.optimum import MAD_NORMAL
+from lit_linreg.stats.rank_test import monte_carlo_draws
+from lit_linreg.stats.rows import DesignRows
+from lit_linreg.stats.wild_bootstrap import HIGH, webb_weights
+
+HUBER_BOOTSTRAP_NAME = (
+    "inversion of the wild restricted bootstrap test of the sandwich's t, each draw refitted by Huber's M-estimate "
+    "(Davidson and Flachaire 2008; Webb's six-point weights, {draws} draws), with the p-values from the same test"
+)
+# Where the test is used: tables of at most this many rows a parameter, the designs it was measured on (2.9 to 4.9
+# rows a parameter) and where the sandwich's t was conservative. With more rows a parameter (the tutorial's 100),
+# the sandwich's t on Bell and McCaffrey's degrees of freedom covered 94.6-95.6% (benchmarks/coverage.py).
+ROWS_PER_PARAMETER = 5
+# A value of b costs B refits of n·p² multiply-adds an IRLS step, for each of p coefficients: n·p³·B. Past this
+# many (16 rows and 5 parameters are 4e5, 1 s here; 32 and 11 8.5e6, 5 s; 64 and 13 2.8e7, 4 s; 64 and 21 1.2e8,
+# 34 s), the sandwich's t on Bell and McCaffrey's degrees of freedom.
+HUBER_BOOTSTRAP_WORK = 30_000_000
+# The refits of one batch hold (targets x n x p) numbers at most this many at a time.
+CHUNK_ELEMENTS = 1 << 22
+# Each end to this many standard errors: the pair that certifies it lies this far apart.
+PRECISION = 1e-3
+MAX_ITERATIONS = 500
+SCAN_POINTS = 4  # a round of the outward scan
+MAX_REACH = 1e6  # standard errors: an end not found this far out is infinite
+
+
+def huber_bootstrap_wanted(rows: DesignRows) -> bool:
+    """Whether the table has at most ``ROWS_PER_PARAMETER`` rows a parameter: where the sandwich's t was measured
+    to be conservative and this test was not."""
+    return rows.n <= ROWS_PER_PARAMETER * rows.p
+
+
+def huber_bootstrap_applies(rows: DesignRows, alpha: float) -> bool:
+    """Whether the rows are in memory and the refits within ``HUBER_BOOTSTRAP_WORK``."""
+    return rows.matrix() is not None and rows.n * rows.p**3 * monte_carlo_draws(alpha) <= HUBER_BOOTSTRAP_WORK
+
+
+def huber_bootstrap_intervals(
+    rows: DesignRows,
+    loss: HuberLoss,
+    jacobian: Tensor,
+    offset: Tensor,
+    theta: Tensor,
+    std_error: Tensor,
+    alpha: float,
+    seed: int = 0,
+) -> tuple[Tensor, Tensor, Tensor, str]:
+    """(lower, upper, p-value of 0, the method's name) for each coefficient θ = J·β + c (NaN for a column left
+    out): ``theta`` are Huber's estimates on ``rows`` and ``std_error`` their sandwich's standard errors, ``loss``
+    Huber's at the fitted scale (its k is used); ``seed`` fixes the draws."""
+    draws = monte_carlo_draws(alpha)
+    fitted = jacobian.abs().sum(1) > 0
+    test = _RefittedTest(rows, loss.k, jacobian[fitted], offset[fitted], theta[fitted], std_error[fitted], draws, seed)
+    rejects = math.floor(alpha * (draws + 1) + 1e-9)  # rejected where 1 + #{|t*| >= |t|} <= α(B + 1)
+    lower, upper, p_value = test.invert(rejects, float(scipy_stats.t.ppf(1 - alpha / 2, rows.n - rows.p)))
+    out = [torch.full((len(fitted),), math.nan, dtype=torch.float64) for _ in range(3)]
+    for full, part in zip(out, (lower, upper, p_value), strict=True):
+        full[fitted] = part
+    return out[0], out[1], out[2], HUBER_BOOTSTRAP_NAME.format(draws=draws)
+
+
+class _RefittedTest:
+    """The test of g_jᵀβ + c_j = b for each contrast j (a row of ``contrasts``), at any values b."""
+
+    def __init__(
+        self,
+        rows: DesignRows,
+        k: float,
+        contrasts: Tensor,
+        offset: Tensor,
+        theta: Tensor,
+        std_error: Tensor,
+        draws: int,
+        seed: int,
+    ) -> None:
+        self.design, self.target, self.k = rows.matrix(), rows.t, k
+        self.contrasts, self.offset, self.theta, self.std_error = contrasts, offset, theta, std_error
+        self.v = webb_weights(rows.n, draws, seed)  # (B, n)
+        q, r = torch.linalg.qr(self.design)
+        a = q @ torch.linalg.solve_triangular(r.T, contrasts.T, upper=False)  # (n, m)
+        # The restricted designs' leverages (least squares' h less the contrast's direction) and HC2's rescaling of
+        # the restricted fits' residuals.
+        restricted = 1 - q.square().sum(1)[:, None] + a.square() / a.square().sum(0)
+        self.rescale = torch.where(restricted > 1 - HIGH, restricted.clamp(min=1 - HIGH).rsqrt(), 0.0).T  # (m, n)
+        # β = g·(b - c)/gᵀg + N·γ under the null, N an orthonormal basis of the contrast's complement.
+        self.particular = contrasts / contrasts.square().sum(1, keepdim=True)
+        complete, _ = torch.linalg.qr(contrasts[:, :, None], mode="complete")  # (m, p, p)
+        self.restricted_designs = self.design @ complete[:, :, 1:]  # (m, n, p - 1)
+        self.outer = (self.design[:, :, None] * self.design[:, None, :]).flatten(1)  # (n, p²)
+
+    def statistics(self, which: Tensor, values: Tensor) -> tuple[Tensor, Tensor]:
+        """(|t(b)|, the draws' |t*| (points, B)) of the tests of contrast ``which[i]`` at ``values[i]``."""
+        observed = (self.theta[which] - values).abs() / self.std_error[which]
+        # The restricted fits, then every draw refitted, a chunk of points at a time.
+        n, p = self.design.shape
+        step = max(1, CHUNK_ELEMENTS // (len(self.v) * n * p))
+        drawn = []
+        for start in range(0, len(which), step):
+            j, b = which[start : start + step], values[start : start + step]
+            shift = self.design @ (self.particular[j] * (b - self.offset[j])[:, None]).T  # (n, points)
+            gamma, _ = m_estimates(self.restricted_designs[j], self.target - shift.T, self.k)
+            fit = shift.T + (self.restricted_designs[j] @ gamma[:, :, None])[:, :, 0]  # (points, n)
+            error = (self.target - fit) * self.rescale[j]
+            targets = (fit[:, None, :] + error[:, None, :] * self.v).flatten(0, 1)  # (points x B, n)
+            beta, scale = m_estimates(self.design, targets, self.k, outer=self.outer)
+            contrast = self.contrasts[j].repeat_interleave(len(self.v), 0)
+            estimate = (beta * contrast).sum(1) + self.offset[j].repeat_interleave(len(self.v))
+            deviation = estimate - b.repeat_interleave(len(self.v))
+            error = sandwich_errors(self.design, targets, beta, scale, self.k, contrast, self.outer)
+            drawn.append((deviation.abs() / error).view(len(j), len(self.v)))
+        return observed, torch.cat(drawn)
+
+    def invert(self, rejects: int, guess: float) -> tuple[Tensor, Tensor, Tensor]:
+        """(lower, upper, p-value of 0) of each contrast: each end the first value, going out from the estimate in
+        steps of a quarter of ``guess`` standard errors, where the test rejects, then found to PRECISION within
+        the step before it.
+
+        Within a step, the end is a root of g(d) = d - c(d), d the distance from the estimate in standard errors
+        and c(d) the draws' cutoff there (the test accepts where g <= 0): each round tries a pair PRECISION apart
+        about the secant's root between the step's ends (its middle where the last round did not halve the
+        step), and the end is found when the pair's inner value accepts and its outer one rejects."""
+        m, draws = len(self.theta), len(self.v)
+        which = torch.arange(m).repeat(2)
+        side = torch.cat([-torch.ones(m), torch.ones(m)]).double()
+        se = self.std_error[which]
+        p_value = self._p_values(rejects, draws)
+        # Out from 3/4 of the guess in steps of a quarter of it, SCAN_POINTS a round, until the test rejects.
+        step = guess / 4
+        inside, outside = torch.zeros(2 * m, dtype=torch.float64), torch.full((2 * m,), math.inf).double()
+        inside_g, outside_g = (torch.full((2 * m,), math.nan).double() for _ in range(2))
+        reach = guess / 2
+        while True:
+            pending = (~torch.isfinite(outside) & (inside < MAX_REACH)).nonzero().squeeze(1)
+            if len(pending) == 0:
+                break
+            points = reach + step * torch.arange(1, SCAN_POINTS + 1).double()
+            distance = points.repeat(len(pending), 1)
+            g = self._g(which[pending], side[pending], se[pending], distance, rejects)
+            self._narrow(pending, distance, g, inside, inside_g, outside, outside_g)
+            reach, step = float(points[-1]), 2 * step  # the scan's steps double once past the first round
+        # Then each bracket to PRECISION: a pair about the secant's root, and the bracket's thirds.
+        while True:
+            pending = (torch.isfinite(outside) & (outside - inside > PRECISION * (1 + 1e-9))).nonzero().squeeze(1)
+            if len(pending) == 0:
+                break
+            lo, hi, lo_g, hi_g = inside[pending], outside[pending], inside_g[pending], outside_g[pending]
+            secant = torch.where(torch.isfinite(lo_g), lo - lo_g * (hi - lo) / (hi_g - lo_g), (lo + hi) / 2)
+            centre = secant.clamp(lo + PRECISION / 2, hi - PRECISION / 2)
+            pair = centre[:, None] + torch.tensor([-PRECISION / 2, PRECISION / 2], dtype=torch.float64)
+            thirds = lo[:, None] + (hi - lo)[:, None] * torch.tensor([1 / 3, 2 / 3], dtype=torch.float64)
+            distance = torch.cat([pair, thirds], 1).sort(1).values
+            g = self._g(which[pending], side[pending], se[pending], distance, rejects)
+            self._narrow(pending, distance, g, inside, inside_g, outside, outside_g)
+        ends = torch.where(torch.isfinite(outside), (inside + outside) / 2, math.inf) * se
+        return self.theta - ends[:m], self.theta + ends[m:], p_value
+
+    @staticmethod
+    def _narrow(
+        pending: Tensor,
+        distance: Tensor,
+        g: Tensor,
+        inside: Tensor,
+        inside_g: Tensor,
+        outside: Tensor,
+        outside_g: Tensor,
+    ) -> None:
+        """The ends ``pending`` tried at ``distance`` (ordered outwards, a row each, with g there): the first
+        value rejected becomes the bracket's outer end, the value before it the inner one (in place)."""
+        rejected = g > 0
+        first = torch.where(rejected.any(1), rejected.double().argmax(1), distance.shape[1])
+        rows = torch.arange(len(pending))
+        accepted = first > 0
+        last = (first - 1).clamp(min=0)
+        inside[pending[accepted]] = distance[rows, last][accepted]
+        inside_g[pending[accepted]] = g[rows, last][accepted]
+        hit = first < distance.shape[1]
+        at = first.clamp(max=distance.shape[1] - 1)
+        outside[pending[hit]] = distance[rows, at][hit]
+        outside_g[pending[hit]] = g[rows, at][hit]
+
+    def _g(self, which: Tensor, side: Tensor, se: Tensor, distance: Tensor, rejects: int) -> Tensor:
+        """g = d - c(d) of each test ``which[i]`` at each of its distances ``distance[i]`` (standard errors, on its
+        ``side``): the test accepts where g <= 0."""
+        tests = which.repeat_interleave(distance.shape[1])
+        values = self.theta[tests] + ((side * se)[:, None] * distance).flatten()
+        observed, drawn = self.statistics(tests, values)
+        cutoff = drawn.topk(rejects, 1).values[:, -1]  # accepted where |t| <= the rejects-th largest |t*|
+        return (observed - cutoff).view(distance.shape)
+
+    def _p_values(self, rejects: int, draws: int) -> Tensor:
+        """(1 + #{|t*| >= |t(0)|}) / (B + 1) of each contrast: the test of θ_j = 0."""
+        m = len(self.theta)
+        observed, drawn = self.statistics(torch.arange(m), torch.zeros(m, dtype=torch.float64))
+        return (1 + (drawn >= observed[:, None]).sum(1)).double() / (draws + 1)
+
+
+def m_estimates(design: Tensor, targets: Tensor, k: float, outer: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """(β (m, p), scale (m,)): Huber's M-estimate of each row of ``targets`` (m, n) on ``design`` ((n, p), or one
+    (m, n, p) a target) at the joint fixed point with its MAD scale, as statsmodels' RLM(M=HuberT(k)) iterates to
+    it and ``stats.optimum.huber_m_estimate`` solves it: IRLS from least squares, the scale re-estimated each
+    step, and at each step the fixed point itself tried (``_joint_solution``), each fit done when that holds.
+    ``outer`` (n, p²), the rows' d_i d_iᵀ, makes the Gram matrices of a shared design one matrix product.
+
+    (IRLS alone converges linearly, and slowly where the scale and the rows beyond the threshold move together:
+    to a step of 1e-10, some of 5,000 draws of a 16-row table took 500 steps. The fixed point is exact once the
+    rows inside the threshold, the signs and the rows at the median are known, which IRLS finds in a few.)"""
+    shared = design.dim() == 2
+    outer = outer if outer is not None or not shared else _outer(design)
+    if shared:
+        beta = torch.linalg.lstsq(design, targets.T).solution.T.contiguous()
+    else:
+        beta = torch.linalg.lstsq(design, targets[:, :, None]).solution[:, :, 0]
+    m, p = beta.shape
+    scale = torch.zeros(m, dtype=torch.float64)
+    active = torch.arange(m)
+    for _ in range(MAX_ITERATIONS):
+        d = design if shared else design[active]
+        y = targets[active]
+        residual = y - _apply(d, beta[active])
+        size, order = residual.abs().sort(1)
+        current = _middle(size) / MAD_NORMAL
+        exact, exact_scale, holds = _joint_solution(d, y, residual, current, order, k, outer)
+        beta[active[holds]], scale[active[holds]] = exact[holds], exact_scale[holds]
+        # An IRLS step for the others: weights min(1, k·s/|r|).
+        size, cut = residual.abs(), k * current[:, None]
+        weight = torch.where(size <= cut, 1.0, cut / size.clamp(min=1e-300))
+        gram, moment = _weighted(d, y, weight, outer)
+        beta[active[~holds]] = torch.linalg.solve(gram[~holds], moment[~holds])
+        active = active[~holds]
+        if len(active) == 0:
+            break
+    if len(active):  # not settled (none seen): the last IRLS step, and its scale
+        scale[active] = mad(targets[active] - _apply(design if shared else design[active], beta[active]))
+    return beta, scale
+
+
+def _joint_solution(
+    design: Tensor, targets: Tensor, residual: Tensor, scale: Tensor, order: Tensor, k: float, outer: Tensor | None
+) -> tuple[Tensor, Tensor, Tensor]:
+    """(β, scale, whether it holds) of the joint fixed point Σψ(r_i)d_i = 0, MAD(r)·Φ⁻¹(3/4) = s, ψ = r clipped at
+    ±k·s, for each target, with the rows inside the threshold, the others' signs and the rows at the median taken
+    from ``residual`` (its MAD ``scale``, ``order`` its rows by size). These fixed, both equations are linear in
+    (β, s):
+        Σ_inside d_i d_iᵀ β - k·s·Σ_outside sign_i d_i = Σ_inside y_i d_i,
+        Φ⁻¹(3/4)·s + mean_median sign_i d_iᵀβ = mean_median sign_i y_i;
+    the solution holds where its own residuals give back the sets assumed, to rounding."""
+    m, n = residual.shape
+    p = design.shape[-1]
+    inside = (residual.abs() <= k * scale[:, None]).double()
+    sign = residual.sign()
+    middle = order[:, n // 2 : n // 2 + 1] if n % 2 else order[:, n // 2 - 1 : n // 2 + 1]
+    at_median = torch.zeros_like(residual).scatter_(1, middle, 1.0 / middle.shape[1]) * sign
+    system = torch.zeros(m, p + 1, p + 1, dtype=torch.float64)
+    right = torch.zeros(m, p + 1, dtype=torch.float64)
+    gram, moment = _weighted(design, targets, inside, outer)
+    system[:, :p, :p] = gram
+    system[:, :p, p] = -k * _transpose_apply(design, (1 - inside) * sign)
+    system[:, p, :p] = _transpose_apply(design, at_median)
+    system[:, p, p] = MAD_NORMAL
+    right[:, :p], right[:, p] = moment, (at_median * targets).sum(1)
+    solution, info = torch.linalg.solve_ex(system, right)
+    beta, solved_scale = solution[:, :p], solution[:, p]
+    residual = targets - _apply(design, beta)
+    cut = k * solved_scale[:, None]
+    psi = torch.maximum(torch.minimum(residual, cut), -cut)
+    balance = _transpose_apply(design, psi).abs().amax(1)
+    scale_error = (mad(residual) - solved_scale).abs()
+    reach = residual.abs().amax(1) * design.abs().amax((-2, -1)) * n
+    holds = (info == 0) & (solved_scale > 0) & (balance <= 1e-11 * reach) & (scale_error <= 1e-12 * solved_scale)
+    return beta, solved_scale, holds
+
+
+def _weighted(design: Tensor, targets: Tensor, weight: Tensor, outer: Tensor | None) -> tuple[Tensor, Tensor]:
+    """(Dᵀdiag(w)D, Dᵀdiag(w)y) for each row w of ``weight`` and y of ``targets``."""
+    p = design.shape[-1]
+    if design.dim() == 2:
+        return (weight @ outer).view(-1, p, p), (weight * targets) @ design
+    return (design * weight[:, :, None]).transpose(1, 2) @ design, _transpose_apply(design, weight * targets)
+
+
+def _transpose_apply(design: Tensor, v: Tensor) -> Tensor:
+    """Dᵀv for each row v (m, n): (m, p)."""
+    return v @ design if design.dim() == 2 else (v[:, None, :] @ design)[:, 0]
+
+
+def sandwich_errors(
+    design: Tensor, targets: Tensor, beta: Tensor, scale: Tensor, k: float, contrasts: Tensor, outer: Tensor
+) -> Tensor:
+    """The HC2-type sandwich's standard error of cᵀβ for each fit (a row of ``beta``, with its target, scale and
+    contrast c): √(Σ_i (d_iᵀB⁻¹c)² ψ_i²/(1 - h_i)), B = Σψ'_i d_i d_iᵀ, h_i = ψ'_i d_iᵀB⁻¹d_i, as
+    ``stats.inference.m_estimator_covariance``. Infinite where B is singular (fewer rows inside the threshold than
+    parameters): such a draw's t counts as exceeding any observed one."""
+    p = design.shape[1]
+    residual = targets - beta @ design.T
+    cut = k * scale[:, None]
+    psi = torch.maximum(torch.minimum(residual, cut), -cut)
+    slope = (residual.abs() <= cut).double()
+    factor, info = torch.linalg.cholesky_ex((slope @ outer).view(-1, p, p))
+    singular = info > 0
+    factor[singular] = torch.eye(p, dtype=torch.float64)
+    direction = torch.cholesky_solve(contrasts[:, :, None], factor)[:, :, 0]  # B⁻¹c
+    whitened = torch.linalg.solve_triangular(factor, design.T.expand(len(beta), -1, -1), upper=False)  # L⁻¹dᵢ
+    leverage = slope * whitened.square().sum(1)
+    weight = torch.where(leverage < 1 - 1e-12, psi.square() / (1 - leverage).clamp(min=1e-12), 0.0)
+    variance = ((direction @ design.T).square() * weight).sum(1)
+    return torch.where(singular, math.inf, variance.sqrt())
+
+
+def mad(residual: Tensor) -> Tensor:
+    """Each row's median |r| / Φ⁻¹(3/4), the median numpy's (the mean of the middle two for an even count)."""
+    return _middle(residual.abs().sort(1).values) / MAD_NORMAL
+
+
+def _middle(ordered: Tensor) -> Tensor:
+    """The median of each row of ``ordered`` (sorted rows)."""
+    n = ordered.shape[1]
+    return ordered[:, n // 2] if n % 2 else (ordered[:, n // 2 - 1] + ordered[:, n // 2]) / 2
+
+
+def _apply(design: Tensor, beta: Tensor) -> Tensor:
+    """D·β for each row of ``beta`` (m, p): (m, n)."""
+    return beta @ design.T if design.dim() == 2 else (design @ beta[:, :, None])[:, :, 0]
+
+
+def _outer(design: Tensor) -> Tensor:
+    return (design[:, :, None] * design[:, None, :]).flatten(1)
