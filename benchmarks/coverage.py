@@ -3,6 +3,7 @@
     python -m benchmarks.coverage                    # coverage.md and coverage-wide.md, a setting a core
     python -m benchmarks.coverage --part wide        # only the small wide designs (coverage-wide.md)
     python -m benchmarks.coverage --rank-cutoff normal   # the median's rank test with the normal cutoff, mae only
+    python -m benchmarks.coverage --part wide --huber-refits --designs 16x5 32x7   # Huber's refitted test
 
 ``planted``: data as the tutorial makes it (X ~ N(0, 1), 4 columns, w = [8.1, 2, 2, 4], b = 1.1), with normal
 or t(3) noise of scale 1, at n = 30, 200 and 2,000; 1,000 datasets a setting, so 5,000 intervals (5 parameters
@@ -14,8 +15,11 @@ lit_linreg's intervals are its defaults (robust covariances, Student's t); stats
 OLS (classical), QuantReg (its "robust" sparsity estimate), RLM (Huber's T with a MAD scale and H1).
 ``--rank-cutoff normal`` measures the rank-score test (the median's intervals below 1,001 rows,
 ``lit_linreg.stats.rank_test``) with the normal cutoff, the default before the Monte Carlo one, on the same
-datasets, for mae only, into ``coverage-normal-cutoff.md`` and ``coverage-wide-normal-cutoff.md``. Settings are
-measured side by side, one a process (``--jobs``, default: one a core).
+datasets, for mae only, into ``coverage-normal-cutoff.md`` and ``coverage-wide-normal-cutoff.md``.
+``--huber-refits`` measures Huber's intervals from the refitted wild bootstrap test (``analyse(...,
+refitted_bootstrap=True)``, ``lit_linreg.stats.huber_bootstrap``), huber only, into ``coverage-wide-huber-refits.md``
+(on tables of more than 5 rows a parameter they are the default's). ``--designs`` keeps some of the wide designs.
+Settings are measured side by side, one a process (``--jobs``, default: one a core).
 """
 
 from __future__ import annotations
@@ -62,9 +66,18 @@ def wide_dataset(rng: np.random.Generator, n: int, p: int, noise: str) -> tuple[
 LOSSES = ("mse", "mae", "huber")
 
 
-def ours(x: np.ndarray, y: np.ndarray, loss: str, monte_carlo_cutoff: bool = True) -> np.ndarray:
+def ours(
+    x: np.ndarray, y: np.ndarray, loss: str, monte_carlo_cutoff: bool = True, refitted: bool = False
+) -> np.ndarray:
     names = NAMES if x.shape[1] == len(NAMES) else [f"x{j}" for j in range(x.shape[1])]
-    a = analyse(torch.tensor(x), torch.tensor(y), names, loss, monte_carlo_cutoff=monte_carlo_cutoff)
+    a = analyse(
+        torch.tensor(x),
+        torch.tensor(y),
+        names,
+        loss,
+        monte_carlo_cutoff=monte_carlo_cutoff,
+        refitted_bootstrap=refitted,
+    )
     return np.array([[c.low, c.high] for c in [a.bias, *a.weights]])
 
 
@@ -85,7 +98,9 @@ SETTINGS = {
 }
 
 
-def measure(setting: tuple, datasets: int, losses: tuple[str, ...], monte_carlo_cutoff: bool) -> list[list]:
+def measure(
+    setting: tuple, datasets: int, losses: tuple[str, ...], monte_carlo_cutoff: bool, refitted: bool = False
+) -> list[list]:
     """The table's rows for one setting of ``SETTINGS`` (n and noise, planted; n, parameters and noise, wide),
     its datasets drawn from a seed of its own."""
     if len(setting) == 2:
@@ -106,21 +121,33 @@ def measure(setting: tuple, datasets: int, losses: tuple[str, ...], monte_carlo_
         x, y, truth = draw()
         for loss, (mine, theirs) in hits.items():
             for store, intervals in (
-                (mine, ours(x, y, loss, monte_carlo_cutoff)),
+                (mine, ours(x, y, loss, monte_carlo_cutoff, refitted)),
                 (theirs, statsmodels_intervals(x, y, loss)),
             ):
                 store.extend((intervals[:, 0] <= truth) & (truth <= intervals[:, 1]))
     return _rows(label, hits)
 
 
-def run_part(part: str, datasets: int, losses: tuple[str, ...], monte_carlo_cutoff: bool, jobs: int) -> list[list]:
-    """Every setting of ``part``, ``jobs`` at a time (each setting's datasets come from its own seed)."""
-    one = functools.partial(measure, datasets=datasets, losses=losses, monte_carlo_cutoff=monte_carlo_cutoff)
+def run_part(
+    part: str,
+    datasets: int,
+    losses: tuple[str, ...],
+    monte_carlo_cutoff: bool,
+    jobs: int,
+    refitted: bool = False,
+    designs: list[tuple[int, int]] | None = None,
+) -> list[list]:
+    """Every setting of ``part`` (of ``designs`` only, where given), ``jobs`` at a time (each setting's datasets
+    come from its own seed)."""
+    one = functools.partial(
+        measure, datasets=datasets, losses=losses, monte_carlo_cutoff=monte_carlo_cutoff, refitted=refitted
+    )
+    settings = [s for s in SETTINGS[part] if designs is None or len(s) == 2 or s[:2] in designs]
     if jobs == 1:
-        return [row for setting in SETTINGS[part] for row in one(setting)]
+        return [row for setting in settings for row in one(setting)]
     torch.set_num_threads(1)  # one core a process
     with multiprocessing.get_context("fork").Pool(jobs) as pool:
-        return [row for rows in pool.map(one, SETTINGS[part], chunksize=1) for row in rows]
+        return [row for rows in pool.map(one, settings, chunksize=1) for row in rows]
 
 
 def _rows(setting: str, hits: dict) -> list[list]:
@@ -136,29 +163,35 @@ def main() -> None:
     parser.add_argument("--part", choices=["planted", "wide", "all"], default="all")
     parser.add_argument("--datasets", type=int, default=None, help="a setting (default: 1000 planted, 400 wide)")
     parser.add_argument("--rank-cutoff", choices=["normal", "monte-carlo"], default="monte-carlo")
+    parser.add_argument("--huber-refits", action="store_true", help="Huber's refitted wild bootstrap test, huber only")
+    parser.add_argument("--designs", nargs="+", default=None, help="wide designs to keep, as 32x7")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="settings measured side by side")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")  # QuantReg's iteration warnings on some datasets
     normal_cutoff = args.rank_cutoff == "normal"
-    losses = ("mae",) if normal_cutoff else LOSSES
+    losses = ("mae",) if normal_cutoff else ("huber",) if args.huber_refits else LOSSES
+    designs = None if args.designs is None else [tuple(int(v) for v in d.split("x")) for d in args.designs]
+    variant = "-normal-cutoff" if normal_cutoff else "-huber-refits" if args.huber_refits else ""
     header = ["setting", "loss", "lit_linreg", "statsmodels (its default)", "intervals"]
     for part, name, default in (("planted", "coverage", 1000), ("wide", "coverage-wide", 400)):
         if args.part not in (part, "all"):
             continue
         started = time.perf_counter()
         datasets = args.datasets or default
-        rows = run_part(part, datasets, losses, not normal_cutoff, args.jobs)
-        what = "intervals from the rank-score test's normal cutoff (mae)" if normal_cutoff else "nominal 95% intervals"
-        command = f"python -m benchmarks.coverage {' '.join(sys.argv[1:])}" if normal_cutoff else "make bench-coverage"
+        rows = run_part(part, datasets, losses, not normal_cutoff, args.jobs, args.huber_refits, designs)
+        what = "nominal 95% intervals"
+        if normal_cutoff:
+            what = "intervals from the rank-score test's normal cutoff (mae)"
+        elif args.huber_refits:
+            what = "Huber's intervals from the refitted wild bootstrap test (at most 5 rows a parameter)"
+        command = f"python -m benchmarks.coverage {' '.join(sys.argv[1:])}" if variant else "make bench-coverage"
         side_by_side = f", {args.jobs} settings at a time" if args.jobs > 1 else ""
         note = (
             f"Share of {what} that contain the planted value; {datasets} datasets a setting. "
             f"Measured on {machine()} in {time.perf_counter() - started:.0f} s{side_by_side} (`{command}`)."
         )
-        write_result(
-            args.out, name + ("-normal-cutoff" if normal_cutoff else ""), f"{note}\n\n{markdown(header, rows, 'llrrr')}"
-        )
+        write_result(args.out, name + variant, f"{note}\n\n{markdown(header, rows, 'llrrr')}")
 
 
 if __name__ == "__main__":
