@@ -147,18 +147,14 @@ class _RefittedTest:
             estimate = (beta * contrast).sum(1) + self.offset[j].repeat_interleave(len(self.v))
             deviation = estimate - b.repeat_interleave(len(self.v))
             error = sandwich_errors(self.design, targets, beta, scale, self.k, contrast, self.outer)
-            drawn.append((deviation.abs() / error).view(len(j), len(self.v)))
+            statistic = torch.where(torch.isfinite(error), deviation.abs() / error, math.inf)
+            drawn.append(statistic.view(len(j), len(self.v)))
         return observed, torch.cat(drawn)
 
     def invert(self, rejects: int, guess: float) -> tuple[Tensor, Tensor, Tensor]:
-        """(lower, upper, p-value of 0) of each contrast: each end the first value, going out from the estimate in
-        steps of a quarter of ``guess`` standard errors, where the test rejects, then found to PRECISION within
-        the step before it.
-
-        Within a step, the end is a root of g(d) = d - c(d), d the distance from the estimate in standard errors
-        and c(d) the draws' cutoff there (the test accepts where g <= 0): each round tries a pair PRECISION apart
-        about the secant's root between the step's ends (its middle where the last round did not halve the
-        step), and the end is found when the pair's inner value accepts and its outer one rejects."""
+        """(lower, upper, p-value of 0) of each contrast: each end the first value where the test rejects, going
+        out from 3/4 of ``guess`` standard errors in steps of a quarter of it, then found to PRECISION within the
+        step before it (the module's docstring)."""
         m, draws = len(self.theta), len(self.v)
         which = torch.arange(m).repeat(2)
         side = torch.cat([-torch.ones(m), torch.ones(m)]).double()
@@ -328,8 +324,9 @@ def sandwich_errors(
 ) -> Tensor:
     """The HC2-type sandwich's standard error of cᵀβ for each fit (a row of ``beta``, with its target, scale and
     contrast c): √(Σ_i (d_iᵀB⁻¹c)² ψ_i²/(1 - h_i)), B = Σψ'_i d_i d_iᵀ, h_i = ψ'_i d_iᵀB⁻¹d_i, as
-    ``stats.inference.m_estimator_covariance``. Infinite where B is singular (fewer rows inside the threshold than
-    parameters): such a draw's t counts as exceeding any observed one."""
+    ``stats.inference.m_estimator_covariance``. Infinite where B is singular (too few rows inside the threshold to
+    span the design): the draw's t is then taken as infinite, exceeding any observed one, which errs towards
+    accepting."""
     p = design.shape[1]
     residual = targets - beta @ design.T
     cut = k * scale[:, None]
