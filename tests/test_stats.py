@@ -216,9 +216,10 @@ def test_huber_keeps_bell_mccaffreys_t_past_five_rows_a_parameter_or_the_refits_
         ours.interval == student.interval + " (the refitted wild bootstrap's draws skipped: too many rows x columns³)"
     )
     for mine, theirs in zip([*ours.weights, ours.bias], [*student.weights, student.bias], strict=True):
-        assert (mine.low, mine.high, mine.p_value) == pytest.approx(
-            (theirs.low, theirs.high, theirs.p_value), rel=1e-13
-        )
+        # Two runs of the same analysis: in about one run in five after the refits above, Huber's estimate itself
+        # moved by 2.5e-10 (stats.optimum stops alternating Newton and the MAD where the scale's change is below
+        # 1e-13, which threaded sums' last bits can move by an iteration), and the ends by up to 5.6e-10.
+        assert (mine.low, mine.high, mine.p_value) == pytest.approx((theirs.low, theirs.high, theirs.p_value), rel=1e-8)
     monkeypatch.setattr(huber_bootstrap, "HUBER_BOOTSTRAP_WORK", 16 * 4**3 * 199)  # exactly the budget: refitted
     assert run(x[:, :3], y, "huber", refitted_bootstrap=True).interval.startswith(
         "inversion of the wild restricted bootstrap test"
