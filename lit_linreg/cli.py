@@ -249,6 +249,11 @@ def cli_main(args: list[str] | None = None, run: bool = True) -> LinRegCLI:
     except RuntimeError as err:
         if not _peer_lost(err):
             raise
+        # As on a finished run (_run's end), the group goes before the interpreter does: left to Python's
+        # shutdown, gloo's threads can abort the process after this line ("terminate called without an active
+        # exception", seen once in CI). The dead peer makes its collectives fail at once, so this cannot wait on it.
+        if torch.distributed.is_initialized():  # not when the peer went before the group was made
+            torch.distributed.destroy_process_group()
         raise SystemExit(
             "error: another process of this DDP run stopped, so no collective can complete; resume the run from "
             "its last.ckpt"
