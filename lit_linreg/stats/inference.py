@@ -29,7 +29,9 @@ With clusters (least squares): CR1, G/(G-1)·(n-1)/(n-p)·(DᵀD)⁻¹[Σ_g s_g 
 Test statistics are β/SE, with p-values and (1 - alpha) intervals from Student's t with n - p degrees of freedom
 (G - 1 with G clusters, as statsmodels' ``use_t``; Bell and McCaffrey's, one a coefficient, with Huber's robust
 errors), except where the intervals and p-values invert a test: least squares' robust ones the wild restricted
-bootstrap's (``stats.wild_bootstrap``), quantiles' below 1,001 rows the rank-score test's (``stats.rank_test``).
+bootstrap's (``stats.wild_bootstrap``), quantiles' below 1,001 rows the rank-score test's (``stats.rank_test``),
+and on request Huber's robust ones, on tables of at most 5 rows a parameter, the same bootstrap's with every draw
+refitted (``stats.huber_bootstrap``).
 The bootstrap (optional) refits the exact optimum on rows drawn with replacement: percentile intervals.
 """
 
