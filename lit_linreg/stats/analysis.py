@@ -17,7 +17,7 @@ from torch import Tensor
 
 from lit_linreg.losses import HuberLoss, Loss, QuantileLoss, SquaredError, loss_of
 from lit_linreg.stats.design import DesignCheck, check_design
-from lit_linreg.stats.huber_bootstrap import huber_bootstrap_applies, huber_bootstrap_intervals, huber_bootstrap_wanted
+from lit_linreg.stats.huber_bootstrap import huber_bootstrap_intervals, huber_bootstrap_obstacle, huber_bootstrap_wanted
 from lit_linreg.stats.inference import bell_mccaffrey_df, bootstrap_fits, cluster_robust_covariance, t_statistics
 from lit_linreg.stats.moments import Moments
 from lit_linreg.stats.optimum import mean_loss
@@ -232,13 +232,14 @@ def _infer(
     drawn = wild and wild_bootstrap_applies(rows, alpha)
     refit = robust and refitted_bootstrap and not bootstrap and isinstance(loss, HuberLoss)
     refit = refit and huber_bootstrap_wanted(rows)
-    refitted = refit and huber_bootstrap_applies(rows, alpha)
+    obstacle = huber_bootstrap_obstacle(rows, loss, jacobian, std_error, alpha) if refit else None
+    refitted = refit and obstacle is None
     if robust and not drawn and not refitted and not isinstance(loss, QuantileLoss):
         df = _bell_mccaffrey(analysis, rows, beta, loss, jacobian)
         if wild:
             analysis.interval += " (the wild bootstrap's draws skipped: too many rows x columns²)"
         if refit:
-            analysis.interval += " (the refitted wild bootstrap's draws skipped: too many rows x columns³)"
+            analysis.interval += f" (the refitted wild bootstrap's draws skipped: {obstacle})"
     statistic, p_value, low, high = t_statistics(theta, std_error, df, alpha)
     analysis.cov_params = cov.tolist()
     y_std = rows.moments.y_std if rows.moments.y_std > 0 else 1.0

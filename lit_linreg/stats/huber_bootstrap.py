@@ -6,7 +6,7 @@ HC2-type sandwich's t, t(b) = (θ̂_j - b) / se_j (``stats.inference.m_estimator
 is Huber's M-estimate, its MAD scale estimated with it, of the target under θ_j = b; its residuals ũ(b) over
 √(1 - h̃_i) (h̃ the restricted design's least-squares leverages), times a weight v_i of mean 0 and variance 1, are
 added to its fit to make each draw's target; each draw is refitted by Huber's M-estimate with its own MAD scale,
-and its own sandwich t about b is taken. The test rejects where |t(b)| is exceeded by at most α(B + 1) - 1 of the
+and its own sandwich t about b is taken. The test rejects where |t(b)| is reached by at most α(B + 1) - 1 of the
 B draws' |t*|; the interval is where it does not, and the p-value of θ_j = 0 is the same test's, (1 + #{|t*| >=
 |t(0)|}) / (B + 1). The weights are Webb's six points (``stats.wild_bootstrap.webb_weights``), the same for every
 coefficient and every b, so that the draws' cutoff moves continuously with b. B = ⌈10/α⌉ - 1 (199 at 95%).
@@ -16,17 +16,18 @@ on 16- to 64-row designs with a parameter per 3 to 10 rows, above 96% on four of
 parameters, 32 with 11, t(3) errors); this test covered 94.2-95.7% on the hardest seven, all within 94-96%
 (``benchmarks/sandwich_candidates.py --huber-refits``, 999 draws). Its linearised form (the draws not refitted:
 Kline and Santos's score bootstrap) fell below 94% on 16 rows. It is used on request (``analyse(...,
-refitted_bootstrap=True)``) on tables of at most ``ROWS_PER_PARAMETER`` rows a parameter, until
-``benchmarks/coverage.py --huber-refits`` has measured these intervals on every wide design.
+refitted_bootstrap=True)``) on tables of at most ``ROWS_PER_PARAMETER`` rows a parameter, within
+``HUBER_BOOTSTRAP_WORK``, until ``benchmarks/coverage.py`` has measured these intervals as the default.
 
 The draws are not linear in b, as least squares' are: each value of b tried costs B refits. Each end is the first
-value where the test rejects, going out from the estimate from 3/4 of Student's t's reach in steps of a quarter
+value the scan finds rejected, going out from the estimate from 3/4 of Student's t's reach in steps of a quarter
 of it (``SCAN_POINTS`` a round, the steps doubling after the first round); within the step before it, the end is
 a root of g(d) = d - c(d), d the distance from the estimate in standard errors and c(d) the draws' cutoff there,
 and each round tries a pair ``PRECISION`` apart about the secant's root with the step's thirds (a crossing found
 on the thirds narrows it threefold, one between the pair ends it). Every end still open is one batched refit a
 round: about 8 rounds, 30-50 values a coefficient. Where the draws' cutoff rises with b as fast as |t| (the bias
-on 16 rows, say), the test can accept again further out: the interval is the stretch about the estimate.
+on 16 rows, say), the test can accept again further out: the interval is the stretch about the estimate (and a
+stretch of rejection narrower than a step can be passed over; the p-values are the test's at 0 all the same).
 """
 
 from __future__ import annotations
@@ -62,17 +63,31 @@ PRECISION = 1e-3
 MAX_ITERATIONS = 500  # IRLS steps a fit at most: the last of 5,000 draws of a 16-row table settled in about 100
 SCAN_POINTS = 4  # a round of the outward scan
 MAX_REACH = 1e6  # standard errors: an end not found this far out is infinite
+EXACT_FIT = 1e-9  # a MAD scale this small a part of the target's standard deviation is 0 but for rounding
 
 
 def huber_bootstrap_wanted(rows: DesignRows) -> bool:
-    """Whether the table has at most ``ROWS_PER_PARAMETER`` rows a parameter: where the sandwich's t was measured
-    to be conservative and this test was not."""
-    return rows.n <= ROWS_PER_PARAMETER * rows.p
+    """Whether the table has at most ``ROWS_PER_PARAMETER`` rows a parameter, where the sandwich's t was measured
+    to be conservative and this test was not, and a column besides the intercept (the intercept alone leaves its
+    test no restricted fit; R's rank test asks the same)."""
+    return rows.p > 1 and rows.n <= ROWS_PER_PARAMETER * rows.p
 
 
-def huber_bootstrap_applies(rows: DesignRows, alpha: float) -> bool:
-    """Whether the rows are in memory and the refits within ``HUBER_BOOTSTRAP_WORK``."""
-    return rows.matrix() is not None and rows.n * rows.p**3 * monte_carlo_draws(alpha) <= HUBER_BOOTSTRAP_WORK
+def huber_bootstrap_obstacle(
+    rows: DesignRows, loss: HuberLoss, jacobian: Tensor, std_error: Tensor, alpha: float
+) -> str | None:
+    """Why the test cannot be run on this fit, or None where it can: the rows not in memory, the refits past
+    ``HUBER_BOOTSTRAP_WORK``, or nothing to scale by (a MAD scale of 0 to rounding, ``EXACT_FIT`` of the target's
+    standard deviation, more than half the rows fitted exactly; or a standard error of 0), where the draws' t are
+    rounding errors over rounding errors."""
+    if rows.matrix() is None:
+        return "the rows are not in memory"
+    if rows.n * rows.p**3 * monte_carlo_draws(alpha) > HUBER_BOOTSTRAP_WORK:
+        return "too many rows x columns³"
+    fitted = std_error[jacobian.abs().sum(1) > 0]
+    if not loss.scale > EXACT_FIT * float(rows.t.std()) or not bool(((fitted > 0) & torch.isfinite(fitted)).all()):
+        return "more than half the rows fitted exactly (a MAD scale of 0)"
+    return None
 
 
 def huber_bootstrap_intervals(
@@ -118,10 +133,10 @@ class _RefittedTest:
         self.v = webb_weights(rows.n, draws, seed)  # (B, n)
         q, r = torch.linalg.qr(self.design)
         a = q @ torch.linalg.solve_triangular(r.T, contrasts.T, upper=False)  # (n, m)
-        # The restricted designs' leverages (least squares' h less the contrast's direction) and HC2's rescaling of
-        # the restricted fits' residuals.
-        restricted = 1 - q.square().sum(1)[:, None] + a.square() / a.square().sum(0)
-        self.rescale = torch.where(restricted > 1 - HIGH, restricted.clamp(min=1 - HIGH).rsqrt(), 0.0).T  # (m, n)
+        # 1 - the restricted designs' leverages (least squares' h less the contrast's direction), and HC2's
+        # rescaling of the restricted fits' residuals by its root.
+        unleveraged = 1 - q.square().sum(1)[:, None] + a.square() / a.square().sum(0)
+        self.rescale = torch.where(unleveraged > 1 - HIGH, unleveraged.clamp(min=1 - HIGH).rsqrt(), 0.0).T  # (m, n)
         # β = g·(b - c)/gᵀg + N·γ under the null, N an orthonormal basis of the contrast's complement.
         self.particular = contrasts / contrasts.square().sum(1, keepdim=True)
         complete, _ = torch.linalg.qr(contrasts[:, :, None], mode="complete")  # (m, p, p)
@@ -140,26 +155,27 @@ class _RefittedTest:
             shift = self.design @ (self.particular[j] * (b - self.offset[j])[:, None]).T  # (n, points)
             gamma, _ = m_estimates(self.restricted_designs[j], self.target - shift.T, self.k)
             fit = shift.T + (self.restricted_designs[j] @ gamma[:, :, None])[:, :, 0]  # (points, n)
-            error = (self.target - fit) * self.rescale[j]
-            targets = (fit[:, None, :] + error[:, None, :] * self.v).flatten(0, 1)  # (points x B, n)
+            rescaled = (self.target - fit) * self.rescale[j]
+            targets = (fit[:, None, :] + rescaled[:, None, :] * self.v).flatten(0, 1)  # (points x B, n)
             beta, scale = m_estimates(self.design, targets, self.k, outer=self.outer)
             contrast = self.contrasts[j].repeat_interleave(len(self.v), 0)
             estimate = (beta * contrast).sum(1) + self.offset[j].repeat_interleave(len(self.v))
             deviation = estimate - b.repeat_interleave(len(self.v))
-            error = sandwich_errors(self.design, targets, beta, scale, self.k, contrast, self.outer)
-            statistic = torch.where(torch.isfinite(error), deviation.abs() / error, math.inf)
+            draw_error = sandwich_errors(self.design, targets, beta, scale, self.k, contrast, self.outer)
+            statistic = torch.where(torch.isfinite(draw_error), deviation.abs() / draw_error, math.inf)
             drawn.append(statistic.view(len(j), len(self.v)))
         return observed, torch.cat(drawn)
 
     def invert(self, rejects: int, guess: float) -> tuple[Tensor, Tensor, Tensor]:
-        """(lower, upper, p-value of 0) of each contrast: each end the first value where the test rejects, going
+        """(lower, upper, p-value of 0) of each contrast: each end the first value the scan finds rejected, going
         out from 3/4 of ``guess`` standard errors in steps of a quarter of it, then found to PRECISION within the
-        step before it (the module's docstring)."""
-        m, draws = len(self.theta), len(self.v)
+        step before it (the module's docstring). A stretch of rejection narrower than a step can be passed over,
+        and where the test accepts again further out, 0 can be outside the interval with a p-value above alpha."""
+        m = len(self.theta)
         which = torch.arange(m).repeat(2)
         side = torch.cat([-torch.ones(m), torch.ones(m)]).double()
         se = self.std_error[which]
-        p_value = self._p_values(rejects, draws)
+        p_value = self._p_values()
         # Out from 3/4 of the guess in steps of a quarter of it, SCAN_POINTS a round, until the test rejects.
         step = guess / 4
         inside, outside = torch.zeros(2 * m, dtype=torch.float64), torch.full((2 * m,), math.inf).double()
@@ -223,19 +239,20 @@ class _RefittedTest:
         cutoff = drawn.topk(rejects, 1).values[:, -1]  # accepted where |t| <= the rejects-th largest |t*|
         return (observed - cutoff).view(distance.shape)
 
-    def _p_values(self, rejects: int, draws: int) -> Tensor:
+    def _p_values(self) -> Tensor:
         """(1 + #{|t*| >= |t(0)|}) / (B + 1) of each contrast: the test of θ_j = 0."""
         m = len(self.theta)
         observed, drawn = self.statistics(torch.arange(m), torch.zeros(m, dtype=torch.float64))
-        return (1 + (drawn >= observed[:, None]).sum(1)).double() / (draws + 1)
+        return (1 + (drawn >= observed[:, None]).sum(1)).double() / (len(self.v) + 1)
 
 
 def m_estimates(design: Tensor, targets: Tensor, k: float, outer: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """(β (m, p), scale (m,)): Huber's M-estimate of each row of ``targets`` (m, n) on ``design`` ((n, p), or one
     (m, n, p) a target) at the joint fixed point with its MAD scale, as statsmodels' RLM(M=HuberT(k)) iterates to
-    it and ``stats.optimum.huber_m_estimate`` solves it: IRLS from least squares, the scale re-estimated each
-    step, and at each step the fixed point itself tried (``_joint_solution``), each fit done when that holds.
-    ``outer`` (n, p²), the rows' d_i d_iᵀ, makes the Gram matrices of a shared design one matrix product.
+    it and ``stats.optimum.huber_m_estimate`` solves it (the same point where there is one only): IRLS from least
+    squares, the scale re-estimated each step, and at each step the fixed point itself tried (``_joint_solution``),
+    each fit done when that holds; a fit whose MAD scale reaches 0 is NaN. ``outer`` (n, p²), the rows' d_i d_iᵀ,
+    makes the Gram matrices of a shared design one matrix product.
 
     (IRLS alone converges linearly, and slowly where the scale and the rows beyond the threshold move together:
     to a step of 1e-10, some of 5,000 draws of a 16-row table took 500 steps. The fixed point is exact once the
@@ -246,7 +263,7 @@ def m_estimates(design: Tensor, targets: Tensor, k: float, outer: Tensor | None 
         beta = torch.linalg.lstsq(design, targets.T).solution.T.contiguous()
     else:
         beta = torch.linalg.lstsq(design, targets[:, :, None]).solution[:, :, 0]
-    m, p = beta.shape
+    m = len(beta)
     scale = torch.zeros(m, dtype=torch.float64)
     active = torch.arange(m)
     for _ in range(MAX_ITERATIONS):
@@ -261,8 +278,13 @@ def m_estimates(design: Tensor, targets: Tensor, k: float, outer: Tensor | None 
         size, cut = residual.abs(), k * current[:, None]
         weight = torch.where(size <= cut, 1.0, cut / size.clamp(min=1e-300))
         gram, moment = _weighted(d, y, weight, outer)
-        beta[active[~holds]] = torch.linalg.solve(gram[~holds], moment[~holds])
-        active = active[~holds]
+        step, info = torch.linalg.solve_ex(gram[~holds], moment[~holds])
+        # A MAD scale of 0 (most of a draw's rows fitted exactly) weights every other row 0: no step, and no t.
+        failed = info != 0
+        step[failed] = math.nan
+        beta[active[~holds]] = step
+        scale[active[~holds][failed]] = math.nan
+        active = active[~holds][~failed]
         if len(active) == 0:
             break
     if len(active):  # not settled (none seen): the last IRLS step, and its scale
