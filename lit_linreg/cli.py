@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -249,11 +250,13 @@ def cli_main(args: list[str] | None = None, run: bool = True) -> LinRegCLI:
     except RuntimeError as err:
         if not _peer_lost(err):
             raise
-        # As on a finished run (_run's end), the group goes before the interpreter does: left to Python's
-        # shutdown, gloo's threads can abort the process after this line ("terminate called without an active
-        # exception", seen once in CI). The dead peer makes its collectives fail at once, so this cannot wait on it.
-        if torch.distributed.is_initialized():  # not when the peer went before the group was made
-            torch.distributed.destroy_process_group()
+        # As on a finished run (_run's end), gloo's group goes before the interpreter does: left to Python's
+        # shutdown, its threads can abort the process after this line ("terminate called without an active
+        # exception", seen once in CI). Its collectives with the dead peer fail at once, so this cannot wait on
+        # it; NCCL's teardown can, so its group is left to the process's end. Failing, it changes nothing here.
+        if torch.distributed.is_initialized() and torch.distributed.get_backend() == "gloo":
+            with contextlib.suppress(RuntimeError):
+                torch.distributed.destroy_process_group()
         raise SystemExit(
             "error: another process of this DDP run stopped, so no collective can complete; resume the run from "
             "its last.ckpt"
