@@ -18,8 +18,9 @@ OLS (classical), QuantReg (its "robust" sparsity estimate), RLM (Huber's T with 
 datasets, for mae only, into ``coverage-normal-cutoff.md`` and ``coverage-wide-normal-cutoff.md``.
 ``--huber-refits`` measures Huber's intervals from the refitted wild bootstrap test (``analyse(...,
 refitted_bootstrap=True)``, ``lit_linreg.stats.huber_bootstrap``), huber only, into ``coverage-wide-huber-refits.md``
-(on tables of more than 5 rows a parameter they are the default's). ``--designs`` keeps some of the wide designs.
-Settings are measured side by side, one a process (``--jobs``, default: one a core).
+(on tables of more than 5 rows a parameter they are the default's). ``--designs`` keeps some of the wide designs,
+in a file named after them (``coverage-wide-16x5-32x7.md``). Settings are measured side by side, one a process
+(``--jobs``, default: one a core).
 """
 
 from __future__ import annotations
@@ -171,8 +172,10 @@ def main() -> None:
     warnings.filterwarnings("ignore")  # QuantReg's iteration warnings on some datasets
     normal_cutoff = args.rank_cutoff == "normal"
     losses = ("mae",) if normal_cutoff else ("huber",) if args.huber_refits else LOSSES
-    designs = None if args.designs is None else [tuple(int(v) for v in d.split("x")) for d in args.designs]
+    designs = None if args.designs is None else [_design(parser, d) for d in args.designs]
     variant = "-normal-cutoff" if normal_cutoff else "-huber-refits" if args.huber_refits else ""
+    if designs is not None:  # a part of the wide table: a file of its own, never the whole table's
+        variant += "-" + "-".join(args.designs)
     header = ["setting", "loss", "lit_linreg", "statsmodels (its default)", "intervals"]
     for part, name, default in (("planted", "coverage", 1000), ("wide", "coverage-wide", 400)):
         if args.part not in (part, "all"):
@@ -192,6 +195,14 @@ def main() -> None:
             f"Measured on {machine()} in {time.perf_counter() - started:.0f} s{side_by_side} (`{command}`)."
         )
         write_result(args.out, name + variant, f"{note}\n\n{markdown(header, rows, 'llrrr')}")
+
+
+def _design(parser: argparse.ArgumentParser, text: str) -> tuple[int, int]:
+    """``32x7`` as (32, 7), one of ``WIDE``; anything else ends the run in one line."""
+    n, _, p = text.partition("x")
+    if not (n.isdigit() and p.isdigit()) or (int(n), int(p)) not in WIDE:
+        parser.error(f"--designs {text}: the wide designs are {' '.join(f'{n}x{p}' for n, p in WIDE)}")
+    return int(n), int(p)
 
 
 if __name__ == "__main__":
