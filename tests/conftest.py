@@ -119,4 +119,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
     longest = [item for item in items if item.get_closest_marker("longest")]
     others = [item for item in items if not item.get_closest_marker("longest")]
-    items[:] = [item for pair in zip(longest, others, strict=False) for item in pair] + others[len(longest) :]
+    paired = [item for pair in zip(longest, others, strict=False) for item in pair]
+    # What zip leaves over: the others past the longest, or the longest past the others (a longest test run alone).
+    items[:] = paired + longest[len(others) :] + others[len(longest) :]
