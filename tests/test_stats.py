@@ -252,6 +252,20 @@ def test_huber_keeps_bell_mccaffreys_t_where_no_refitted_draw_can_be_made():
     assert alone.n_parameters == 1 and alone.interval == run(constant, y, "huber", refitted_bootstrap=False).interval
 
 
+def test_huber_refits_short_of_the_fixed_point_are_counted_in_the_intervals_name(monkeypatch):
+    """Refits still short of the joint fixed point after the iterations allowed (one here; none short at 500 in the
+    benchmarks) are used as their last step left them, and the interval's name says how many of how many."""
+    import lit_linreg.stats.huber_bootstrap as huber_bootstrap
+
+    x, y = table(16, 2)
+    settled = run(x[:, :3], y, "huber", refitted_bootstrap=True)
+    monkeypatch.setattr(huber_bootstrap, "MAX_ITERATIONS", 1)
+    short = run(x[:, :3], y, "huber", refitted_bootstrap=True)
+    assert short.interval.startswith(settled.interval + " (") and short.interval.endswith(" after 1 steps)")
+    unsettled, fits = (int(v.replace(",", "")) for v in short.interval.split(" (")[-1].split()[:3:2])
+    assert 0 < unsettled < fits and fits % 200 == 0  # a value tried: its restricted fit and 199 draws
+
+
 def test_past_its_budget_the_wild_bootstrap_gives_way_to_bell_mccaffrey_and_says_so(monkeypatch):
     import lit_linreg.stats.wild_bootstrap as wild_bootstrap
 
