@@ -253,8 +253,8 @@ def test_huber_keeps_bell_mccaffreys_t_where_no_refitted_draw_can_be_made():
 
 
 def test_huber_refits_short_of_the_fixed_point_are_counted_in_the_intervals_name(monkeypatch):
-    """Refits still short of the joint fixed point after the iterations allowed (one here; none short at 500 in the
-    benchmarks) are used as their last step left them, and the interval's name says how many of how many."""
+    """Refits still short of the joint fixed point after the iterations allowed (one here, 500 by default) are used
+    as their last step left them, and the interval's name says how many of how many."""
     import lit_linreg.stats.huber_bootstrap as huber_bootstrap
 
     x, y = table(16, 2)

@@ -112,7 +112,7 @@ def huber_bootstrap_intervals(
     for full, part in zip(out, (lower, upper, p_value), strict=True):
         full[fitted] = part
     name = HUBER_BOOTSTRAP_NAME.format(draws=draws)
-    if test.unsettled:  # none seen in the benchmarks: said, as the refits' t are then their last IRLS step's
+    if test.unsettled:  # rare (MAX_ITERATIONS): said, as those refits' t are their last step's
         name += f" ({test.unsettled:,} of {test.fits:,} refits short of the fixed point after {MAX_ITERATIONS} steps)"
     return out[0], out[1], out[2], name
 
