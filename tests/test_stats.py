@@ -281,6 +281,9 @@ def test_past_its_budget_the_wild_bootstrap_gives_way_to_bell_mccaffrey_and_says
         )
     monkeypatch.setattr(wild_bootstrap, "WILD_BOOTSTRAP_WORK", 24 * 5**2 * 999)  # exactly the budget: drawn
     assert run(x, y, "mse").interval.startswith("inversion of the wild restricted bootstrap test")
+    # Within the budget but streamed from disk: the draws need the rows in memory, and the name says so.
+    streamed = run(x, y, "mse", materialize=False)
+    assert streamed.interval == student.interval + " (the wild bootstrap's draws skipped: the rows are not in memory)"
 
 
 def test_median_regression_equals_quantreg_and_its_iid_errors():

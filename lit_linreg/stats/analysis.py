@@ -23,7 +23,7 @@ from lit_linreg.stats.moments import Moments
 from lit_linreg.stats.optimum import mean_loss
 from lit_linreg.stats.rank_test import RANK_TEST_MAX_ROWS, rank_test_intervals
 from lit_linreg.stats.rows import DesignRows
-from lit_linreg.stats.wild_bootstrap import wild_bootstrap_applies, wild_bootstrap_intervals
+from lit_linreg.stats.wild_bootstrap import wild_bootstrap_intervals, wild_bootstrap_obstacle
 
 EXACT_FIT_TOL = 1e-12  # residuals this small, in standard deviations of the target, are zero
 # Least absolute deviations keeps ~13 float64 values a row (the interior point's vectors): on a table streamed
@@ -229,17 +229,18 @@ def _infer(
     # Least squares' robust intervals, and Huber's on request on tables of at most 5 rows a parameter: the wild
     # bootstrap's test inverted, within its budget of draws.
     wild = robust and wild_bootstrap and not bootstrap and isinstance(loss, SquaredError)
-    drawn = wild and wild_bootstrap_applies(rows, alpha)
+    wild_obstacle = wild_bootstrap_obstacle(rows, alpha) if wild else None
+    drawn = wild and wild_obstacle is None
     refit = robust and refitted_bootstrap and not bootstrap and isinstance(loss, HuberLoss)
     refit = refit and huber_bootstrap_wanted(rows)
-    obstacle = huber_bootstrap_obstacle(rows, loss, jacobian, std_error, alpha) if refit else None
-    refitted = refit and obstacle is None
+    refit_obstacle = huber_bootstrap_obstacle(rows, loss, jacobian, std_error, alpha) if refit else None
+    refitted = refit and refit_obstacle is None
     if robust and not drawn and not refitted and not isinstance(loss, QuantileLoss):
         df = _bell_mccaffrey(analysis, rows, beta, loss, jacobian)
         if wild:
-            analysis.interval += " (the wild bootstrap's draws skipped: too many rows x columns²)"
+            analysis.interval += f" (the wild bootstrap's draws skipped: {wild_obstacle})"
         if refit:
-            analysis.interval += f" (the refitted wild bootstrap's draws skipped: {obstacle})"
+            analysis.interval += f" (the refitted wild bootstrap's draws skipped: {refit_obstacle})"
     statistic, p_value, low, high = t_statistics(theta, std_error, df, alpha)
     analysis.cov_params = cov.tolist()
     y_std = rows.moments.y_std if rows.moments.y_std > 0 else 1.0

@@ -50,9 +50,14 @@ def wild_bootstrap_draws(alpha: float) -> int:
     return math.ceil(50 / alpha - 1e-9) - 1
 
 
-def wild_bootstrap_applies(rows: DesignRows, alpha: float) -> bool:
-    """Whether the rows are in memory and the draws within ``WILD_BOOTSTRAP_WORK``."""
-    return rows.matrix() is not None and rows.n * rows.p**2 * wild_bootstrap_draws(alpha) <= WILD_BOOTSTRAP_WORK
+def wild_bootstrap_obstacle(rows: DesignRows, alpha: float) -> str | None:
+    """Why the test cannot be run on these rows, or None where it can: the rows not in memory, or the draws past
+    ``WILD_BOOTSTRAP_WORK``."""
+    if rows.matrix() is None:
+        return "the rows are not in memory"
+    if rows.n * rows.p**2 * wild_bootstrap_draws(alpha) > WILD_BOOTSTRAP_WORK:
+        return "too many rows x columns²"
+    return None
 
 
 def webb_indices(n: int, draws: int, seed: int) -> Tensor:
