@@ -45,7 +45,7 @@ import statsmodels.api as sm
 from scipy import stats
 
 from benchmarks.coverage import WIDE, wide_dataset
-from lit_linreg.stats.optimum import MAD_NORMAL
+from lit_linreg.stats.huber_fixed_point import MAD_NORMAL
 from lit_linreg.stats.wild_bootstrap import WEBB_POINTS
 from tests.oracles import bell_mccaffrey_reference
 

@@ -217,10 +217,11 @@ def test_huber_keeps_bell_mccaffreys_t_past_five_rows_a_parameter_or_the_refits_
         ours.interval == student.interval + " (the refitted wild bootstrap's draws skipped: too many rows x columns³)"
     )
     for mine, theirs in zip([*ours.weights, ours.bias], [*student.weights, student.bias], strict=True):
-        # Two runs of the same analysis: in about one run in five after the refits above, Huber's estimate itself
-        # moved by 2.5e-10 (stats.optimum stops alternating Newton and the MAD where the scale's change is below
-        # 1e-13, which threaded sums' last bits can move by an iteration), and the ends by up to 5.6e-10.
-        assert (mine.low, mine.high, mine.p_value) == pytest.approx((theirs.low, theirs.high, theirs.p_value), rel=1e-8)
+        # Two runs of the same analysis: Huber's estimate is the fixed point's linear solution, the same to rounding
+        # (before, the iteration's stopping rule let it move by 2.5e-10 in one run in five).
+        assert (mine.low, mine.high, mine.p_value) == pytest.approx(
+            (theirs.low, theirs.high, theirs.p_value), rel=1e-12
+        )
     monkeypatch.setattr(huber_bootstrap, "HUBER_BOOTSTRAP_WORK", 16 * 4**3 * 199)  # exactly the budget: refitted
     assert run(x[:, :3], y, "huber", refitted_bootstrap=True).interval.startswith(
         "inversion of the wild restricted bootstrap test"
@@ -255,11 +256,11 @@ def test_huber_keeps_bell_mccaffreys_t_where_no_refitted_draw_can_be_made():
 def test_huber_refits_short_of_the_fixed_point_are_counted_in_the_intervals_name(monkeypatch):
     """Refits still short of the joint fixed point after the iterations allowed (one here, 500 by default) are used
     as their last step left them, and the interval's name says how many of how many."""
-    import lit_linreg.stats.huber_bootstrap as huber_bootstrap
+    import lit_linreg.stats.huber_fixed_point as huber_fixed_point
 
     x, y = table(16, 2)
     settled = run(x[:, :3], y, "huber", refitted_bootstrap=True)
-    monkeypatch.setattr(huber_bootstrap, "MAX_ITERATIONS", 1)
+    monkeypatch.setattr(huber_fixed_point, "MAX_ITERATIONS", 1)
     short = run(x[:, :3], y, "huber", refitted_bootstrap=True)
     assert short.interval.startswith(settled.interval + " (") and short.interval.endswith(" after 1 steps)")
     unsettled, fits = (int(v.replace(",", "")) for v in short.interval.split(" (")[-1].split()[:3:2])

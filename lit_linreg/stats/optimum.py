@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 from lit_linreg.losses import HuberLoss, Loss
+from lit_linreg.stats.huber_fixed_point import MAD_NORMAL, m_estimates
 from lit_linreg.stats.rows import DesignRows
 
 
@@ -344,15 +345,14 @@ def _rows_at(rows: DesignRows, index: Tensor) -> tuple[Tensor, Tensor]:
 # Huber
 
 
-# Φ⁻¹(3/4): the MAD of normal errors divided by this is their standard deviation.
-MAD_NORMAL = 0.6744897501960817
-
-
 def huber_m_estimate(rows: DesignRows, k: float, max_iter: int = 500) -> tuple[Tensor, float, int]:
     """(β, scale, Newton iterations) at the joint fixed point of β = argmin Σ ρ_k(r/scale) and scale =
     median |r| / Φ⁻¹(3/4): statsmodels' RLM(M=HuberT(k)) with its defaults (scale_est="mad", update_scale=True),
     solved to the point rather than to RLM's tolerance on the deviance. It starts, as RLM does, from least
-    squares and the MAD of its residuals."""
+    squares and the MAD of its residuals, and ends, with the rows in memory, at the fixed point's linear solution
+    for the sets it reached (``stats.huber_fixed_point``): the alternation stops where the scale moves by less
+    than 1e-13 of itself, which the last bits of threaded sums can put an iteration earlier or later (β moved by
+    2.5e-10 between two runs), where that solution is the same point to rounding."""
     beta = least_squares(rows)
     scale = _mad(rows.residuals(beta))
     total = 0
@@ -364,6 +364,11 @@ def huber_m_estimate(rows: DesignRows, k: float, max_iter: int = 500) -> tuple[T
         previous, scale = scale, _mad(rows.residuals(beta))
         if abs(scale - previous) <= 1e-13 * previous:
             break
+    design = rows.matrix()
+    if scale > 0 and design is not None:
+        exact, exact_scale, settled = m_estimates(design, rows.t[None], k, start=beta[None], max_iterations=1)
+        if settled[0]:
+            beta, scale = exact[0], float(exact_scale[0])
     return beta, scale, total
 
 
