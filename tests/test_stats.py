@@ -1,5 +1,6 @@
 """The statistics against independent implementations: statsmodels, scipy's HiGHS, numpy, NIST's certified values."""
 
+import math
 import re
 
 import numpy as np
@@ -253,18 +254,39 @@ def test_huber_keeps_bell_mccaffreys_t_where_no_refitted_draw_can_be_made():
     assert alone.n_parameters == 1 and alone.interval == run(constant, y, "huber", refitted_bootstrap=False).interval
 
 
-def test_huber_refits_short_of_the_fixed_point_are_counted_in_the_intervals_name(monkeypatch):
+def test_huber_refits_short_of_the_fixed_point_or_without_a_scale_are_counted_in_the_intervals_name(monkeypatch):
     """Refits still short of the joint fixed point after the iterations allowed (one here, 500 by default) are used
-    as their last step left them, and the interval's name says how many of how many."""
+    as their last step left them, and refits whose MAD scale is 0 (most of a draw's rows fitted exactly; made so
+    here for each batch's first) have no t; the interval's name counts each, of all the refits."""
+    import lit_linreg.stats.huber_bootstrap as huber_bootstrap
     import lit_linreg.stats.huber_fixed_point as huber_fixed_point
 
     x, y = table(16, 2)
     settled = run(x[:, :3], y, "huber", refitted_bootstrap=True)
     monkeypatch.setattr(huber_fixed_point, "MAX_ITERATIONS", 1)
     short = run(x[:, :3], y, "huber", refitted_bootstrap=True)
-    assert short.interval.startswith(settled.interval + " (") and short.interval.endswith(" after 1 steps)")
-    unsettled, fits = (int(v.replace(",", "")) for v in short.interval.split(" (")[-1].split()[:3:2])
+    caveat = re.fullmatch(
+        r"([\d,]+) short of the fixed point after 1 steps, of ([\d,]+) refits\)",
+        short.interval[len(settled.interval) + 2 :],
+    )
+    assert short.interval.startswith(settled.interval + " (") and caveat, short.interval
+    unsettled, fits = (int(v.replace(",", "")) for v in caveat.groups())
     assert 0 < unsettled < fits and fits % 200 == 0  # a value tried: its restricted fit and 199 draws
+    monkeypatch.undo()
+
+    def first_without_a_scale(*args, **kwargs):
+        beta, scale, settled = huber_fixed_point.m_estimates(*args, **kwargs)
+        scale[0] = math.nan
+        return beta, scale, settled
+
+    monkeypatch.setattr(huber_bootstrap, "m_estimates", first_without_a_scale)
+    degenerate = run(x[:, :3], y, "huber", refitted_bootstrap=True)
+    caveat = re.fullmatch(
+        r"([\d,]+) with a MAD scale of 0, of ([\d,]+) refits\)", degenerate.interval[len(settled.interval) + 2 :]
+    )
+    assert degenerate.interval.startswith(settled.interval + " (") and caveat, degenerate.interval
+    batches, fits = (int(v.replace(",", "")) for v in caveat.groups())
+    assert 0 < batches < fits / 200
 
 
 def test_past_its_budget_the_wild_bootstrap_gives_way_to_bell_mccaffrey_and_says_so(monkeypatch):

@@ -113,9 +113,13 @@ def huber_bootstrap_intervals(
     for full, part in zip(out, (lower, upper, p_value), strict=True):
         full[fitted] = part
     name = HUBER_BOOTSTRAP_NAME.format(draws=draws)
-    if test.unsettled:  # rare (MAX_ITERATIONS): said, as those refits' t are their last step's
-        steps = huber_fixed_point.MAX_ITERATIONS
-        name += f" ({test.unsettled:,} of {test.fits:,} refits short of the fixed point after {steps} steps)"
+    # Rare, and said: refits short of the fixed point (their t is their last step's), and refits with a MAD scale of
+    # 0 (most of a draw's rows fitted exactly: no t, taken as infinite, which errs towards accepting).
+    steps = huber_fixed_point.MAX_ITERATIONS
+    caveats = [f"{test.unsettled:,} short of the fixed point after {steps} steps"] if test.unsettled else []
+    caveats += [f"{test.degenerate:,} with a MAD scale of 0"] if test.degenerate else []
+    if caveats:
+        name += f" ({' and '.join(caveats)}, of {test.fits:,} refits)"
     return out[0], out[1], out[2], name
 
 
@@ -147,7 +151,8 @@ class _RefittedTest:
         complete, _ = torch.linalg.qr(contrasts[:, :, None], mode="complete")  # (m, p, p)
         self.restricted_designs = self.design @ complete[:, :, 1:]  # (m, n, p - 1)
         self.outer = outer_products(self.design)  # (n, p²)
-        self.fits = self.unsettled = 0  # the refits made, and those m_estimates left short of the fixed point
+        # The refits made, those m_estimates left short of the fixed point, and those with a MAD scale of 0.
+        self.fits = self.unsettled = self.degenerate = 0
         # Each contrast's values tried, in order, and its draws' fits there (B, p), where the refits at a new value
         # start (``_starts``).
         self.tried: dict[int, tuple[list[float], list[Tensor]]] = {}
@@ -162,13 +167,13 @@ class _RefittedTest:
         for start in range(0, len(which), step):
             j, b = which[start : start + step], values[start : start + step]
             shift = self.design @ (self.particular[j] * (b - self.offset[j])[:, None]).T  # (n, points)
-            gamma, _, settled = m_estimates(self.restricted_designs[j], self.target - shift.T, self.k)
-            self._count(settled)
+            gamma, scale, settled = m_estimates(self.restricted_designs[j], self.target - shift.T, self.k)
+            self._count(settled, scale)
             fit = shift.T + (self.restricted_designs[j] @ gamma[:, :, None])[:, :, 0]  # (points, n)
             rescaled = (self.target - fit) * self.rescale[j]
             targets = (fit[:, None, :] + rescaled[:, None, :] * self.v).flatten(0, 1)  # (points x B, n)
             beta, scale, settled = m_estimates(self.design, targets, self.k, self.outer, self._starts(j, b))
-            self._count(settled)
+            self._count(settled, scale)
             self._remember(j, b, beta.view(len(j), len(self.v), p))
             contrast = self.contrasts[j].repeat_interleave(len(self.v), 0)
             estimate = (beta * contrast).sum(1) + self.offset[j].repeat_interleave(len(self.v))
@@ -203,9 +208,11 @@ class _RefittedTest:
             known.insert(at, b)
             kept.insert(at, fit)
 
-    def _count(self, settled: Tensor) -> None:
+    def _count(self, settled: Tensor, scale: Tensor) -> None:
+        degenerate = torch.isnan(scale)
         self.fits += len(settled)
-        self.unsettled += int((~settled).sum())
+        self.unsettled += int((~settled & ~degenerate).sum())
+        self.degenerate += int(degenerate.sum())
 
     def invert(self, rejects: int, guess: float) -> tuple[Tensor, Tensor, Tensor]:
         """(lower, upper, p-value of 0) of each contrast: each end the first value the scan finds rejected, going
