@@ -32,7 +32,6 @@ stretch of rejection narrower than a step can be passed over; the p-values are t
 
 from __future__ import annotations
 
-import bisect
 import math
 
 import torch
@@ -55,8 +54,8 @@ HUBER_BOOTSTRAP_NAME = (
 # the sandwich's t on Bell and McCaffrey's degrees of freedom covered 94.6-95.6% (benchmarks/coverage.py).
 ROWS_PER_PARAMETER = 5
 # A value of b costs B refits of n·p² multiply-adds an IRLS step, for each of p coefficients: n·p³·B. Past this
-# many (16 rows and 5 parameters are 4e5, 1 s here; 32 and 11 8.5e6, 3 s; 64 and 13 2.8e7, 4 s; 64 and 21 1.2e8,
-# 16 s), the sandwich's t on Bell and McCaffrey's degrees of freedom.
+# many (16 rows and 5 parameters are 4e5, 1 s here; 32 and 11 8.5e6, 5 s; 64 and 13 2.8e7, 4-7 s; 64 and 21
+# 1.2e8, 33 s), the sandwich's t on Bell and McCaffrey's degrees of freedom.
 HUBER_BOOTSTRAP_WORK = 30_000_000
 # The refits of one batch hold (targets x n x p) numbers at most this many at a time.
 CHUNK_ELEMENTS = 1 << 22
@@ -153,9 +152,6 @@ class _RefittedTest:
         self.outer = outer_products(self.design)  # (n, p²)
         # The refits made, those m_estimates left short of the fixed point, and those with a MAD scale of 0.
         self.fits = self.unsettled = self.degenerate = 0
-        # Each contrast's values tried, in order, and its draws' fits there (B, p), where the refits at a new value
-        # start (``_starts``).
-        self.tried: dict[int, tuple[list[float], list[Tensor]]] = {}
 
     def statistics(self, which: Tensor, values: Tensor) -> tuple[Tensor, Tensor]:
         """(|t(b)|, the draws' |t*| (points, B)) of the tests of contrast ``which[i]`` at ``values[i]``."""
@@ -172,9 +168,11 @@ class _RefittedTest:
             fit = shift.T + (self.restricted_designs[j] @ gamma[:, :, None])[:, :, 0]  # (points, n)
             rescaled = (self.target - fit) * self.rescale[j]
             targets = (fit[:, None, :] + rescaled[:, None, :] * self.v).flatten(0, 1)  # (points x B, n)
-            beta, scale, settled = m_estimates(self.design, targets, self.k, self.outer, self._starts(j, b))
+            # Each draw refitted from least squares, as RLM and rlm start: with a MAD scale the fixed point need not
+            # be unique (started from the fits at the values tried beside it, 141 of 85,000 draws at 32 x 11 reached
+            # another one), and the test at b must be a function of b, not of the values tried before it.
+            beta, scale, settled = m_estimates(self.design, targets, self.k, self.outer)
             self._count(settled, scale)
-            self._remember(j, b, beta.view(len(j), len(self.v), p))
             contrast = self.contrasts[j].repeat_interleave(len(self.v), 0)
             estimate = (beta * contrast).sum(1) + self.offset[j].repeat_interleave(len(self.v))
             deviation = estimate - b.repeat_interleave(len(self.v))
@@ -182,31 +180,6 @@ class _RefittedTest:
             statistic = torch.where(torch.isfinite(draw_error), deviation.abs() / draw_error, math.inf)
             drawn.append(statistic.view(len(j), len(self.v)))
         return observed, torch.cat(drawn)
-
-    def _starts(self, which: Tensor, values: Tensor) -> Tensor:
-        """Where each draw's refit at ``values[i]`` of contrast ``which[i]`` starts (points x B, p): between two
-        values of that contrast tried before, the line through its fits there (exact where the same rows are inside
-        the threshold at both, as the fixed point is then linear in b); past them, its fit at the nearer one; NaN
-        (least squares) where none was tried. From least squares, a refit at 32 rows and 11 parameters took 6 IRLS
-        steps on average; from its neighbours, 1 to 3."""
-        n_draws, p = self.v.shape[0], self.design.shape[1]
-        starts = torch.full((len(which), n_draws, p), math.nan, dtype=torch.float64)
-        for i, (j, b) in enumerate(zip(which.tolist(), values.tolist(), strict=True)):
-            known, fits = self.tried.get(j, ([], []))
-            above = bisect.bisect(known, b)
-            if 0 < above < len(known):
-                w = (b - known[above - 1]) / (known[above] - known[above - 1])
-                starts[i] = (1 - w) * fits[above - 1] + w * fits[above]
-            elif known:
-                starts[i] = fits[min(above, len(known) - 1)]
-        return starts.flatten(0, 1)
-
-    def _remember(self, which: Tensor, values: Tensor, fits: Tensor) -> None:
-        for j, b, fit in zip(which.tolist(), values.tolist(), fits, strict=True):
-            known, kept = self.tried.setdefault(j, ([], []))
-            at = bisect.bisect(known, b)
-            known.insert(at, b)
-            kept.insert(at, fit)
 
     def _count(self, settled: Tensor, scale: Tensor) -> None:
         degenerate = torch.isnan(scale)
