@@ -20,7 +20,7 @@ datasets, for mae only, into ``coverage-normal-cutoff.md`` and ``coverage-wide-n
 refitted_bootstrap=True)``, ``lit_linreg.stats.huber_bootstrap``), huber only, into ``coverage-wide-huber-refits.md``
 (on tables of more than 5 rows a parameter they are the default's). ``--designs`` keeps some of the wide designs,
 in a file named after them (``coverage-wide-16x5-32x7.md``). Settings are measured side by side, one a process
-(``--jobs``, default: one a core).
+(``--jobs``, default: one a core), the costliest first so that the last to finish is a short one.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ import torch
 
 from benchmarks.common import ROOT, machine, markdown, write_result
 from lit_linreg.stats.analysis import analyse
+from lit_linreg.stats.huber_bootstrap import ROWS_PER_PARAMETER
 
 TRUTH = np.array([1.1, 8.1, 2.0, 2.0, 4.0])  # the constant first, as statsmodels orders them
 NAMES = ["appearance", "personality", "wealth", "inner_quality"]
@@ -147,8 +148,20 @@ def run_part(
     if jobs == 1:
         return [row for setting in settings for row in one(setting)]
     torch.set_num_threads(1)  # one core a process
+    # The costliest settings first, each handed to the next free process; the rows are put back in the table's order.
+    order = sorted(range(len(settings)), key=lambda i: -_cost(settings[i], refitted and "huber" in losses))
     with multiprocessing.get_context("fork").Pool(jobs) as pool:
-        return [row for rows in pool.map(one, settings, chunksize=1) for row in rows]
+        measured = dict(zip(order, pool.imap(one, [settings[i] for i in order], chunksize=1), strict=True))
+    return [row for i in range(len(settings)) for row in measured[i]]
+
+
+def _cost(setting: tuple, refits: bool) -> int:
+    """About how a setting's time grows: as n·p³ where Huber's draws are refitted (``refits``, at most
+    ROWS_PER_PARAMETER rows a parameter), else as n·p (n alone, planted)."""
+    if len(setting) == 2:
+        return setting[0]
+    n, p, _ = setting
+    return n * p**3 if refits and n <= ROWS_PER_PARAMETER * p else n * p
 
 
 def _rows(setting: str, hits: dict) -> list[list]:
