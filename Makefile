@@ -76,6 +76,7 @@ bench-peers: $(STAMP)
 
 bench-coverage: $(STAMP)
 	$(BIN)/python -m benchmarks.coverage --out $(RESULTS)
+	$(BIN)/python -m benchmarks.coverage --part wide --designs 16x3 --datasets 5000 --out $(RESULTS)
 
 bench-tables: $(STAMP)
 	$(BIN)/python -m benchmarks.public_tables --out $(RESULTS)

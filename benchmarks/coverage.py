@@ -201,13 +201,23 @@ def main() -> None:
             what = "intervals from the rank-score test's normal cutoff (mae)"
         elif args.huber_refits:
             what = "Huber's intervals from the refitted wild bootstrap test (at most 5 rows a parameter)"
-        command = f"python -m benchmarks.coverage {' '.join(sys.argv[1:])}" if variant else "make bench-coverage"
+        command = f"python -m benchmarks.coverage {' '.join(_arguments())}" if variant else "make bench-coverage"
         side_by_side = f", {args.jobs} settings at a time" if args.jobs > 1 else ""
         note = (
             f"Share of {what} that contain the planted value; {datasets} datasets a setting. "
             f"Measured on {machine()} in {time.perf_counter() - started:.0f} s{side_by_side} (`{command}`)."
         )
         write_result(args.out, name + variant, f"{note}\n\n{markdown(header, rows, 'llrrr')}")
+
+
+def _arguments() -> list[str]:
+    """The command line's arguments but ``--out`` (where the table went, which changes nothing in it)."""
+    kept, skip = [], False
+    for argument in sys.argv[1:]:
+        if not skip and not argument.startswith("--out"):
+            kept.append(argument)
+        skip = argument == "--out"
+    return kept
 
 
 def _design(parser: argparse.ArgumentParser, text: str) -> tuple[int, int]:
