@@ -197,8 +197,8 @@ def test_huber_intervals_on_a_small_wide_table_invert_the_refitted_wild_bootstra
     low, high, p, se = (
         np.array([getattr(c, name) for c in coefficients]) for name in ("low", "high", "p_value", "std_error")
     )
-    # The observed t's standard errors are the oracle's sandwich at its own fit (4e-9 apart with case weights: two
-    # iterations to one fixed point, each stopped by its own rule).
+    # The observed t's standard errors are the oracle's sandwich at its own fit (4e-9 apart with case weights: the
+    # oracle's IRLS stops at a step of 1e-13, and ours is the fixed point's linear solution).
     beta, scale = huber_fits(design, target)
     np.testing.assert_allclose(se, huber_sandwich_errors(design, target, beta, scale)[0], rtol=1e-8)
     v = webb_weights(len(y), draws, seed=0).numpy()
@@ -274,9 +274,9 @@ def test_huber_refits_short_of_the_fixed_point_or_without_a_scale_are_counted_in
     assert 0 < unsettled < fits and fits % 200 == 0  # a value tried: its restricted fit and 199 draws
     monkeypatch.undo()
 
-    def first_without_a_scale(*args, **kwargs):
+    def first_without_a_scale(*args, **kwargs):  # as m_estimates leaves such a fit: β and scale NaN
         beta, scale, settled = huber_fixed_point.m_estimates(*args, **kwargs)
-        scale[0] = math.nan
+        beta[0], scale[0], settled[0] = math.nan, math.nan, False
         return beta, scale, settled
 
     monkeypatch.setattr(huber_bootstrap, "m_estimates", first_without_a_scale)
@@ -416,6 +416,28 @@ def test_optima_are_optimal_for_every_loss():
         scale = np.r_[1 / x.std(0), 1.0] * 1e-4
         nearby = [mean(coef + scale * rng.normal(size=5)) for _ in range(200)]
         assert min(nearby) >= mean(coef) - 1e-12, loss
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_huber_estimate_solves_its_estimating_equations_to_rounding(weighted, monkeypatch):
+    """Huber's estimate with its MAD scale is the joint fixed point itself: Σψ(r_i)·w_i·[x_i, 1] = 0 with ψ clipped
+    at k times MAD(r)/Φ⁻¹(3/4) (residuals times √w with case weights), to 1e-12 of its terms, where the alternation
+    of Newton and the MAD, which stops when the scale moves by less than 1e-13, alone stopped 4e-10 short."""
+    import lit_linreg.stats.optimum as optimum
+
+    x, y = table(30)
+    w = np.random.default_rng(5).uniform(0.2, 3, len(y)) if weighted else np.ones(len(y))
+
+    def balance(a):
+        r = (y - x @ estimates(a)[1:] - estimates(a)[0]) * np.sqrt(w)
+        cut = 1.345 * np.median(np.abs(r)) / stats.norm.ppf(0.75)
+        rows = np.c_[np.ones(len(y)), x] * np.sqrt(w)[:, None]
+        return np.max(np.abs(rows.T @ np.clip(r, -cut, cut)) / (np.abs(rows).T @ np.abs(np.clip(r, -cut, cut))))
+
+    weights = torch.tensor(w) if weighted else None
+    assert balance(run(x, y, "huber", "classical", case_weights=weights)) < 1e-12
+    monkeypatch.setattr(optimum, "m_estimates", lambda *a, **k: (None, None, torch.tensor([False])))
+    assert balance(run(x, y, "huber", "classical", case_weights=weights)) > 1e-12  # the alternation alone
 
 
 def test_huber_is_statsmodels_rlm_with_its_defaults_and_h1_errors():

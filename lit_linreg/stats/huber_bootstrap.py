@@ -40,7 +40,7 @@ from torch import Tensor
 
 from lit_linreg.losses import HuberLoss
 from lit_linreg.stats import huber_fixed_point
-from lit_linreg.stats.huber_fixed_point import m_estimates, outer_products
+from lit_linreg.stats.huber_fixed_point import EXACT_FIT, m_estimates, outer_products
 from lit_linreg.stats.rank_test import monte_carlo_draws
 from lit_linreg.stats.rows import DesignRows
 from lit_linreg.stats.wild_bootstrap import HIGH, webb_weights
@@ -63,7 +63,6 @@ CHUNK_ELEMENTS = 1 << 22
 PRECISION = 1e-3
 SCAN_POINTS = 4  # a round of the outward scan
 MAX_REACH = 1e6  # standard errors: an end not found this far out is infinite
-EXACT_FIT = 1e-9  # a MAD scale this small a part of the target's standard deviation is 0 but for rounding
 
 
 def huber_bootstrap_wanted(rows: DesignRows) -> bool:
@@ -165,21 +164,31 @@ class _RefittedTest:
             shift = self.design @ (self.particular[j] * (b - self.offset[j])[:, None]).T  # (n, points)
             gamma, scale, settled = m_estimates(self.restricted_designs[j], self.target - shift.T, self.k)
             self._count(settled, scale)
-            fit = shift.T + (self.restricted_designs[j] @ gamma[:, :, None])[:, :, 0]  # (points, n)
-            rescaled = (self.target - fit) * self.rescale[j]
-            targets = (fit[:, None, :] + rescaled[:, None, :] * self.v).flatten(0, 1)  # (points x B, n)
-            # Each draw refitted from least squares, as RLM and rlm start: with a MAD scale the fixed point need not
-            # be unique (started from the fits at the values tried beside it, 141 of 85,000 draws at 32 x 11 reached
-            # another one), and the test at b must be a function of b, not of the values tried before it.
-            beta, scale, settled = m_estimates(self.design, targets, self.k, self.outer)
-            self._count(settled, scale)
-            contrast = self.contrasts[j].repeat_interleave(len(self.v), 0)
-            estimate = (beta * contrast).sum(1) + self.offset[j].repeat_interleave(len(self.v))
-            deviation = estimate - b.repeat_interleave(len(self.v))
-            draw_error = sandwich_errors(self.design, targets, beta, scale, self.k, contrast, self.outer)
-            statistic = torch.where(torch.isfinite(draw_error), deviation.abs() / draw_error, math.inf)
-            drawn.append(statistic.view(len(j), len(self.v)))
+            # A restricted fit with a MAD scale of 0 leaves nothing to draw from: its draws' t are taken as infinite.
+            statistic = torch.full((len(j), len(self.v)), math.inf, dtype=torch.float64)
+            made = torch.isfinite(gamma).all(1)
+            if made.any():
+                statistic[made] = self._drawn(j[made], b[made], shift[:, made], gamma[made])
+            drawn.append(statistic)
         return observed, torch.cat(drawn)
+
+    def _drawn(self, which: Tensor, values: Tensor, shift: Tensor, gamma: Tensor) -> Tensor:
+        """The draws' |t*| (points, B) about ``values`` from the restricted fits ``shift`` + Z·``gamma``."""
+        fit = shift.T + (self.restricted_designs[which] @ gamma[:, :, None])[:, :, 0]  # (points, n)
+        rescaled = (self.target - fit) * self.rescale[which]
+        targets = (fit[:, None, :] + rescaled[:, None, :] * self.v).flatten(0, 1)  # (points x B, n)
+        # Each draw refitted from least squares, as RLM and rlm start: with a MAD scale the fixed point need not be
+        # unique (started from the fits at the values tried beside it, 141 of 85,000 draws at 32 x 11 reached
+        # another one), and the test at b must be a function of b, not of the values tried before it.
+        beta, scale, settled = m_estimates(self.design, targets, self.k, self.outer)
+        self._count(settled, scale)
+        draws = len(self.v)
+        contrast = self.contrasts[which].repeat_interleave(draws, 0)
+        estimate = (beta * contrast).sum(1) + self.offset[which].repeat_interleave(draws)
+        deviation = estimate - values.repeat_interleave(draws)
+        draw_error = sandwich_errors(self.design, targets, beta, scale, self.k, contrast, self.outer)
+        statistic = torch.where(torch.isfinite(draw_error), deviation.abs() / draw_error, math.inf)
+        return statistic.view(len(which), draws)
 
     def _count(self, settled: Tensor, scale: Tensor) -> None:
         degenerate = torch.isnan(scale)

@@ -16,6 +16,7 @@ from torch import Tensor
 
 MAD_NORMAL = 0.6744897501960817  # Φ⁻¹(3/4): normal errors' MAD over this is their standard deviation
 MAX_ITERATIONS = 500  # IRLS steps a fit at most: the last of 5,000 draws of a 16-row table settled in about 100
+EXACT_FIT = 1e-9  # a MAD scale this small a part of the target's standard deviation is 0 but for rounding
 
 
 def m_estimates(
@@ -32,7 +33,8 @@ def m_estimates(
     same point where there is one only): IRLS from least squares (from ``start``'s rows, where finite), the scale
     re-estimated each step, and at each step the fixed point itself tried (``_joint_solution``), each fit done when
     that holds; one not done after ``max_iterations`` steps (default ``MAX_ITERATIONS``) is the last step's, and one
-    whose MAD scale reaches 0 is NaN. ``outer`` (n, p²), the rows' d_i d_iᵀ (``outer_products``), makes the Gram
+    whose MAD scale reaches 0 (``EXACT_FIT`` of its target's standard deviation: most of its rows fitted exactly) is
+    NaN, β and scale. ``outer`` (n, p²), the rows' d_i d_iᵀ (``outer_products``), makes the Gram
     matrices of a shared design one matrix product.
 
     (IRLS alone converges linearly, and slowly where the scale and the rows beyond the threshold move together:
@@ -40,15 +42,19 @@ def m_estimates(
     rows inside the threshold, the signs and the rows at the median are known, which IRLS finds in a few.)"""
     shared = design.dim() == 2
     outer = outer if outer is not None or not shared else outer_products(design)
-    if shared:
-        beta = torch.linalg.lstsq(design, targets.T).solution.T.contiguous()
+    if start is not None and bool(torch.isfinite(start).all()):
+        beta = start.clone()
     else:
-        beta = torch.linalg.lstsq(design, targets[:, :, None]).solution[:, :, 0]
-    if start is not None:
-        beta = torch.where(torch.isfinite(start), start, beta)
+        if shared:
+            beta = torch.linalg.lstsq(design, targets.T).solution.T.contiguous()
+        else:
+            beta = torch.linalg.lstsq(design, targets[:, :, None]).solution[:, :, 0]
+        if start is not None:
+            beta = torch.where(torch.isfinite(start), start, beta)
     m = len(beta)
     scale = torch.zeros(m, dtype=torch.float64)
     settled = torch.zeros(m, dtype=torch.bool)
+    floor = EXACT_FIT * targets.std(1)
     active = torch.arange(m)
     for _ in range(MAX_ITERATIONS if max_iterations is None else max_iterations):
         d = design if shared else design[active]
@@ -56,6 +62,19 @@ def m_estimates(
         residual = y - _apply(d, beta[active])
         size, order = residual.abs().sort(1)
         current = _middle(size) / MAD_NORMAL
+        # A MAD scale of 0 (most of the rows fitted exactly) weights every other row 0: no fit to scale, no t.
+        vanished = ~(current > floor[active])
+        beta[active[vanished]], scale[active[vanished]] = math.nan, math.nan
+        d, y, residual, current, order = (
+            d if shared else d[~vanished],
+            y[~vanished],
+            residual[~vanished],
+            current[~vanished],
+            order[~vanished],
+        )
+        active = active[~vanished]
+        if len(active) == 0:
+            break
         exact, exact_scale, holds = _joint_solution(d, y, residual, current, order, k, outer)
         beta[active[holds]], scale[active[holds]] = exact[holds], exact_scale[holds]
         settled[active[holds]] = True
@@ -64,8 +83,7 @@ def m_estimates(
         weight = torch.where(size <= cut, 1.0, cut / size.clamp(min=1e-300))
         gram, moment = _weighted(d, y, weight, outer)
         step, info = torch.linalg.solve_ex(gram[~holds], moment[~holds])
-        # A MAD scale of 0 (most of a draw's rows fitted exactly) weights every other row 0: no step, and no t.
-        failed = info != 0
+        failed = info != 0  # too few rows inside the threshold to span the design: no step, as for a scale of 0
         step[failed] = math.nan
         beta[active[~holds]] = step
         scale[active[~holds][failed]] = math.nan

@@ -366,7 +366,8 @@ def huber_m_estimate(rows: DesignRows, k: float, max_iter: int = 500) -> tuple[T
             break
     design = rows.matrix()
     if scale > 0 and design is not None:
-        exact, exact_scale, settled = m_estimates(design, rows.t[None], k, start=beta[None], max_iterations=1)
+        # One fit of a batch of one: its own (1, n, p) design, not the (n, p²) products a shared one would build.
+        exact, exact_scale, settled = m_estimates(design[None], rows.t[None], k, start=beta[None], max_iterations=1)
         if settled[0]:
             beta, scale = exact[0], float(exact_scale[0])
     return beta, scale, total
