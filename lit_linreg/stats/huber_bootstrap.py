@@ -54,7 +54,7 @@ HUBER_BOOTSTRAP_NAME = (
 # the sandwich's t on Bell and McCaffrey's degrees of freedom covered 94.6-95.6% (benchmarks/coverage.py).
 ROWS_PER_PARAMETER = 5
 # A value of b costs B refits of n·p² multiply-adds an IRLS step, for each of p coefficients: n·p³·B. Past this
-# many (16 rows and 5 parameters are 4e5, 1 s here; 32 and 11 8.5e6, 5 s; 64 and 13 2.8e7, 4-7 s; 64 and 21
+# many (16 rows and 5 parameters are 4e5, 1.3 s here; 32 and 11 8.5e6, 5 s; 64 and 13 2.8e7, 7 s; 64 and 21
 # 1.2e8, 33 s), the sandwich's t on Bell and McCaffrey's degrees of freedom.
 HUBER_BOOTSTRAP_WORK = 30_000_000
 # The refits of one batch hold (targets x n x p) numbers at most this many at a time.
