@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from lit_linreg.losses import HuberLoss, Loss
-from lit_linreg.stats.huber_fixed_point import MAD_NORMAL, m_estimates
+from lit_linreg.stats.huber_fixed_point import m_estimates, mad
 from lit_linreg.stats.rows import DesignRows
 
 
@@ -354,14 +354,14 @@ def huber_m_estimate(rows: DesignRows, k: float, max_iter: int = 500) -> tuple[T
     than 1e-13 of itself, which the last bits of threaded sums can put an iteration earlier or later (β moved by
     2.5e-10 between two runs), where that solution is the same point to rounding."""
     beta = least_squares(rows)
-    scale = _mad(rows.residuals(beta))
+    scale = float(mad(rows.residuals(beta)[None])[0])
     total = 0
     for _ in range(max_iter):
         if scale == 0:  # more than half the rows fitted exactly: nothing to be robust against
             break
         beta, iterations = huber_newton(rows, HuberLoss(k, scale), start=beta)
         total += iterations
-        previous, scale = scale, _mad(rows.residuals(beta))
+        previous, scale = scale, float(mad(rows.residuals(beta)[None])[0])
         if abs(scale - previous) <= 1e-13 * previous:
             break
     design = rows.matrix()
@@ -371,14 +371,6 @@ def huber_m_estimate(rows: DesignRows, k: float, max_iter: int = 500) -> tuple[T
         if settled[0]:
             beta, scale = exact[0], float(exact_scale[0])
     return beta, scale, total
-
-
-def _mad(residual: Tensor) -> float:
-    """median |r| / Φ⁻¹(3/4), the median taken as numpy's (the mean of the two middle values for even n)."""
-    size = residual.abs().sort().values
-    n = len(size)
-    middle = float(size[n // 2]) if n % 2 else 0.5 * float(size[n // 2 - 1] + size[n // 2])
-    return middle / MAD_NORMAL
 
 
 def huber_newton(
