@@ -72,6 +72,12 @@ def huber_bootstrap_wanted(rows: DesignRows) -> bool:
     return rows.p > 1 and rows.n <= ROWS_PER_PARAMETER * rows.p
 
 
+def huber_refits_affordable(n: int, p: int, alpha: float) -> bool:
+    """Whether the refits of an n x p table at level alpha, n·p³·B multiply-adds, are within
+    ``HUBER_BOOTSTRAP_WORK``."""
+    return n * p**3 * monte_carlo_draws(alpha) <= HUBER_BOOTSTRAP_WORK
+
+
 def huber_bootstrap_obstacle(
     rows: DesignRows, loss: HuberLoss, jacobian: Tensor, std_error: Tensor, alpha: float
 ) -> str | None:
@@ -81,7 +87,7 @@ def huber_bootstrap_obstacle(
     rounding errors over rounding errors."""
     if rows.matrix() is None:
         return "the rows are not in memory"
-    if rows.n * rows.p**3 * monte_carlo_draws(alpha) > HUBER_BOOTSTRAP_WORK:
+    if not huber_refits_affordable(rows.n, rows.p, alpha):
         return "too many rows x columns³"
     fitted = std_error[jacobian.abs().sum(1) > 0]
     if not loss.scale > EXACT_FIT * float(rows.t.std()) or not bool(((fitted > 0) & torch.isfinite(fitted)).all()):
