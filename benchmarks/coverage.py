@@ -40,7 +40,7 @@ import torch
 
 from benchmarks.common import ROOT, machine, markdown, write_result
 from lit_linreg.stats.analysis import analyse
-from lit_linreg.stats.huber_bootstrap import ROWS_PER_PARAMETER, huber_refits_affordable
+from lit_linreg.stats.huber_bootstrap import huber_bootstrap_wanted, huber_refits_affordable
 
 TRUTH = np.array([1.1, 8.1, 2.0, 2.0, 4.0])  # the constant first, as statsmodels orders them
 NAMES = ["appearance", "personality", "wealth", "inner_quality"]
@@ -156,12 +156,12 @@ def run_part(
 
 
 def _cost(setting: tuple, refits: bool) -> int:
-    """About how a setting's time grows: as n·p³ where Huber's draws are refitted (``refits``, at most
-    ROWS_PER_PARAMETER rows a parameter, within the refits' budget), else as n·p (n alone, planted)."""
+    """About how a setting's time grows: as n·p³ where Huber's draws are refitted (``refits``, where the test is
+    wanted and within the refits' budget), else as n·p (n alone, planted)."""
     if len(setting) == 2:
         return setting[0]
     n, p, _ = setting
-    refitted = refits and n <= ROWS_PER_PARAMETER * p and huber_refits_affordable(n, p, alpha=0.05)
+    refitted = refits and huber_bootstrap_wanted(n, p) and huber_refits_affordable(n, p, alpha=0.05)
     return n * p**3 if refitted else n * p
 
 

@@ -232,7 +232,7 @@ def _infer(
     wild_obstacle = wild_bootstrap_obstacle(rows, alpha) if wild else None
     drawn = wild and wild_obstacle is None
     refit = robust and refitted_bootstrap and not bootstrap and isinstance(loss, HuberLoss)
-    refit = refit and huber_bootstrap_wanted(rows)
+    refit = refit and huber_bootstrap_wanted(rows.n, rows.p)
     refit_obstacle = huber_bootstrap_obstacle(rows, loss, jacobian, std_error, alpha) if refit else None
     refitted = refit and refit_obstacle is None
     if robust and not drawn and not refitted and not isinstance(loss, QuantileLoss):

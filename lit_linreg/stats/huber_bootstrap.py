@@ -65,11 +65,11 @@ SCAN_POINTS = 4  # a round of the outward scan
 MAX_REACH = 1e6  # standard errors: an end not found this far out is infinite
 
 
-def huber_bootstrap_wanted(rows: DesignRows) -> bool:
-    """Whether the table has at most ``ROWS_PER_PARAMETER`` rows a parameter, where the sandwich's t was measured
-    to be conservative and this test was not, and a column besides the intercept (the intercept alone leaves its
-    test no restricted fit; R's rank test asks the same)."""
-    return rows.p > 1 and rows.n <= ROWS_PER_PARAMETER * rows.p
+def huber_bootstrap_wanted(n: int, p: int) -> bool:
+    """Whether a table of n rows and p parameters has at most ``ROWS_PER_PARAMETER`` rows a parameter, where the
+    sandwich's t was measured to be conservative and this test was not, and a column besides the intercept (the
+    intercept alone leaves its test no restricted fit; R's rank test asks the same)."""
+    return p > 1 and n <= ROWS_PER_PARAMETER * p
 
 
 def huber_refits_affordable(n: int, p: int, alpha: float) -> bool:

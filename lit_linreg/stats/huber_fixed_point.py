@@ -30,7 +30,7 @@ def m_estimates(
     """(β (m, p), scale (m,), whether each reached the fixed point (m,)): Huber's M-estimate of each row of
     ``targets`` (m, n) on ``design`` ((n, p), or one (m, n, p) a target) at the joint fixed point with its MAD
     scale, as statsmodels' RLM(M=HuberT(k)) iterates to it and ``stats.optimum.huber_m_estimate`` solves it (the
-    same point where there is one only): IRLS from least squares (from ``start``'s rows, where finite), the scale
+    same point where there is one only): IRLS from least squares (from ``start``, where given), the scale
     re-estimated each step, and at each step the fixed point itself tried (``_joint_solution``), each fit done when
     that holds; one not done after ``max_iterations`` steps (default ``MAX_ITERATIONS``) is the last step's, and one
     whose MAD scale reaches 0 (``EXACT_FIT`` of its target's standard deviation: most of its rows fitted exactly) is
@@ -42,15 +42,12 @@ def m_estimates(
     rows inside the threshold, the signs and the rows at the median are known, which IRLS finds in a few.)"""
     shared = design.dim() == 2
     outer = outer if outer is not None or not shared else outer_products(design)
-    if start is not None and bool(torch.isfinite(start).all()):
+    if start is not None:
         beta = start.clone()
+    elif shared:
+        beta = torch.linalg.lstsq(design, targets.T).solution.T.contiguous()
     else:
-        if shared:
-            beta = torch.linalg.lstsq(design, targets.T).solution.T.contiguous()
-        else:
-            beta = torch.linalg.lstsq(design, targets[:, :, None]).solution[:, :, 0]
-        if start is not None:
-            beta = torch.where(torch.isfinite(start), start, beta)
+        beta = torch.linalg.lstsq(design, targets[:, :, None]).solution[:, :, 0]
     m = len(beta)
     scale = torch.zeros(m, dtype=torch.float64)
     settled = torch.zeros(m, dtype=torch.bool)
