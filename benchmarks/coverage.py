@@ -4,6 +4,7 @@
     python -m benchmarks.coverage --part wide        # only the small wide designs (coverage-wide.md)
     python -m benchmarks.coverage --rank-cutoff normal   # the median's rank test with the normal cutoff, mae only
     python -m benchmarks.coverage --part wide --huber-refits --designs 16x5 32x7   # Huber's refitted test
+    python -m benchmarks.coverage --part wide --parts benchmarks/coverage-parts     # over several sittings
 
 ``planted``: data as the tutorial makes it (X ~ N(0, 1), 4 columns, w = [8.1, 2, 2, 4], b = 1.1), with normal
 or t(3) noise of scale 1, at n = 30, 200 and 2,000; 1,000 datasets a setting, so 5,000 intervals (5 parameters
@@ -20,13 +21,16 @@ datasets, for mae only, into ``coverage-normal-cutoff.md`` and ``coverage-wide-n
 refitted_bootstrap=True)``, ``lit_linreg.stats.huber_bootstrap``), huber only, into ``coverage-wide-huber-refits.md``
 (on tables of more than 5 rows a parameter they are the default's). ``--designs`` keeps some of the wide designs,
 in a file named after them (``coverage-wide-16x5-32x7.md``). Settings are measured side by side, one a process
-(``--jobs``, default: one a core), the costliest first so that the last to finish is a short one.
+(``--jobs``, default: one a core), the costliest first so that the last to finish is a short one. ``--parts``
+keeps each loss's count of a setting in a file there as it grows, and a later run goes on from it (``Tally``):
+the refitted test's wide table takes about 3 hours of two cores.
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
+import json
 import multiprocessing
 import os
 import sys
@@ -101,33 +105,140 @@ SETTINGS = {
 
 
 def measure(
-    setting: tuple, datasets: int, losses: tuple[str, ...], monte_carlo_cutoff: bool, refitted: bool = False
-) -> list[list]:
-    """The table's rows for one setting of ``SETTINGS`` (n and noise, planted; n, parameters and noise, wide),
-    its datasets drawn from a seed of its own."""
+    setting: tuple,
+    datasets: int,
+    losses: tuple[str, ...],
+    monte_carlo_cutoff: bool,
+    refitted: bool = False,
+    parts: Path | None = None,
+) -> tuple[list[list], float, int]:
+    """(the table's rows, the seconds its analyses took, how many datasets' counts were read back) for one
+    setting of ``SETTINGS`` (n and noise, planted; n, parameters and noise, wide), its datasets drawn from a seed
+    of its own; with ``parts``, each loss's tally is kept there as it grows and read back rather than measured
+    again (``Tally``)."""
+    label, data = _datasets(setting, datasets)
+    rows, seconds, carried = [], 0.0, 0
+    for loss in losses:
+        method = _method(setting, loss, monte_carlo_cutoff, refitted)
+        path = None if parts is None else parts / f"{_slug(setting)}-{method}-{datasets}.json"
+        tally = Tally.resumed(path, data, loss, monte_carlo_cutoff, refitted)
+        carried += tally.done
+        for i in range(tally.done, datasets):
+            tally.add(i, data[i], loss, monte_carlo_cutoff, refitted)
+            if path is not None and (tally.done % SAVE_EVERY == 0 or tally.done == datasets):
+                tally.save(path)
+        rows.append(tally.row(label, loss))
+        seconds += tally.seconds
+        print(rows[-1], flush=True)
+    return rows, seconds, carried
+
+
+def _datasets(setting: tuple, datasets: int) -> tuple[str, list[tuple[np.ndarray, np.ndarray, np.ndarray]]]:
+    """The setting's label and its datasets (x, y, truth), drawn in order from its own seed."""
     if len(setting) == 2:
         n, noise = setting
-        rng, label = np.random.default_rng(n + (noise == "t3")), f"n = {n}, {noise} noise"
+        rng = np.random.default_rng(n + (noise == "t3"))
+        return f"n = {n}, {noise} noise", [(*dataset(rng, n, noise), TRUTH) for _ in range(datasets)]
+    n, p, noise = setting
+    rng = np.random.default_rng(100 * n + p + (noise == "t3"))
+    return f"n = {n}, {p} parameters, {noise} noise", [wide_dataset(rng, n, p, noise) for _ in range(datasets)]
 
-        def draw() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-            return *dataset(rng, n, noise), TRUTH
-    else:
-        n, p, noise = setting
-        rng, label = np.random.default_rng(100 * n + p + (noise == "t3")), f"n = {n}, {p} parameters, {noise} noise"
 
-        def draw() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-            return wide_dataset(rng, n, p, noise)
+def _method(setting: tuple, loss: str, monte_carlo_cutoff: bool, refitted: bool) -> str:
+    """What a loss's intervals are in a setting, as a tally's file is named: the loss, and for the median the
+    rank test's cutoff, for Huber whether its draws are refitted (only where ``analyse`` refits them)."""
+    if loss == "mae" and not monte_carlo_cutoff:
+        return "mae-normal-cutoff"
+    if loss == "huber" and _refits(setting, refitted):
+        return "huber-refitted"
+    return loss
 
-    hits = {loss: [[], []] for loss in losses}
-    for _ in range(datasets):
-        x, y, truth = draw()
-        for loss, (mine, theirs) in hits.items():
-            for store, intervals in (
-                (mine, ours(x, y, loss, monte_carlo_cutoff, refitted)),
-                (theirs, statsmodels_intervals(x, y, loss)),
-            ):
-                store.extend((intervals[:, 0] <= truth) & (truth <= intervals[:, 1]))
-    return _rows(label, hits)
+
+def _refits(setting: tuple, refitted: bool) -> bool:
+    """Whether Huber's draws are refitted in this setting: asked for, wanted there and within the refits' budget."""
+    if not refitted or len(setting) == 2:
+        return False
+    n, p, _ = setting
+    return huber_bootstrap_wanted(n, p) and huber_refits_affordable(n, p, alpha=0.05)
+
+
+def _slug(setting: tuple) -> str:
+    return f"n{setting[0]}-{setting[1]}" if len(setting) == 2 else f"n{setting[0]}-p{setting[1]}-{setting[2]}"
+
+
+SAVE_EVERY = 10  # datasets between a tally's saves: what an interrupted run loses at most
+
+
+class Tally:
+    """One loss's count of covering intervals over a setting's datasets, ours and statsmodels', so far.
+
+    A run with ``--parts`` saves it every ``SAVE_EVERY`` datasets and reads it back on the next run, which goes on
+    from where it stopped: a table whose settings take longer than a sitting is measured over several. Every
+    dataset's intervals are a function of the dataset alone, so a tally measured in parts equals one measured at
+    once. It is read back only where the code still computes the same intervals: the intervals of its first,
+    middle and last datasets (those measured so far), ours and statsmodels', recomputed, must equal the saved ones
+    but for rounding (1e-9 relative: another thread count or machine); where any differs, the loss is measured
+    again from its first dataset."""
+
+    def __init__(
+        self,
+        datasets: int,
+        done: int = 0,
+        ours: int = 0,
+        theirs: int = 0,
+        intervals: int = 0,
+        seconds: float = 0.0,
+        canaries: dict | None = None,
+    ) -> None:
+        self.datasets, self.done, self.ours, self.theirs, self.intervals = datasets, done, ours, theirs, intervals
+        self.seconds, self.canaries = seconds, canaries or {}
+
+    @classmethod
+    def resumed(cls, path: Path | None, data: list, loss: str, monte_carlo_cutoff: bool, refitted: bool) -> Tally:
+        """The tally saved at ``path`` where its canaries still hold, else a new one."""
+        if path is None or not path.exists():
+            return cls(len(data))
+        saved = cls(**json.loads(path.read_text()))
+        for i, kept in saved.canaries.items():
+            x, y, _ = data[int(i)]
+            now = _intervals(x, y, loss, monte_carlo_cutoff, refitted)
+            if not all(np.allclose(kept[side], now[side], rtol=1e-9, atol=0, equal_nan=True) for side in now):
+                print(f"{path.name}: dataset {i}'s intervals changed; measuring again", flush=True)
+                return cls(len(data))
+        return saved
+
+    def add(self, i: int, sample: tuple, loss: str, monte_carlo_cutoff: bool, refitted: bool) -> None:
+        """Dataset ``i``'s intervals counted (the datasets in order)."""
+        x, y, truth = sample
+        started = time.perf_counter()
+        intervals = _intervals(x, y, loss, monte_carlo_cutoff, refitted)
+        self.seconds += time.perf_counter() - started
+        covered = {side: int(((v[:, 0] <= truth) & (truth <= v[:, 1])).sum()) for side, v in intervals.items()}
+        self.ours, self.theirs, self.intervals = (
+            self.ours + covered["ours"],
+            self.theirs + covered["statsmodels"],
+            self.intervals + len(truth),
+        )
+        if i in {0, self.datasets // 2, self.datasets - 1}:
+            self.canaries[str(i)] = {side: v.tolist() for side, v in intervals.items()}
+        self.done = i + 1
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(vars(self)) + "\n")
+
+    def row(self, label: str, loss: str) -> list:
+        return [
+            label,
+            loss,
+            f"{self.ours / self.intervals:.1%}",
+            f"{self.theirs / self.intervals:.1%}",
+            f"{self.intervals}",
+        ]
+
+
+def _intervals(x: np.ndarray, y: np.ndarray, loss: str, monte_carlo_cutoff: bool, refitted: bool) -> dict:
+    return {"ours": ours(x, y, loss, monte_carlo_cutoff, refitted), "statsmodels": statsmodels_intervals(x, y, loss)}
 
 
 def run_part(
@@ -138,39 +249,38 @@ def run_part(
     jobs: int,
     refitted: bool = False,
     designs: list[tuple[int, int]] | None = None,
-) -> list[list]:
-    """Every setting of ``part`` (of ``designs`` only, where given), ``jobs`` at a time (each setting's datasets
-    come from its own seed)."""
+    parts: Path | None = None,
+) -> tuple[list[list], float, int]:
+    """(rows, seconds, datasets read back) of every setting of ``part`` (of ``designs`` only, where given),
+    ``jobs`` at a time (each setting's datasets come from its own seed)."""
     one = functools.partial(
-        measure, datasets=datasets, losses=losses, monte_carlo_cutoff=monte_carlo_cutoff, refitted=refitted
+        measure,
+        datasets=datasets,
+        losses=losses,
+        monte_carlo_cutoff=monte_carlo_cutoff,
+        refitted=refitted,
+        parts=parts,
     )
     settings = [s for s in SETTINGS[part] if designs is None or len(s) == 2 or s[:2] in designs]
     if jobs == 1:
-        return [row for setting in settings for row in one(setting)]
-    torch.set_num_threads(1)  # one core a process
-    # The costliest settings first, each handed to the next free process; the rows are put back in the table's order.
-    order = sorted(range(len(settings)), key=lambda i: -_cost(settings[i], refitted and "huber" in losses))
-    with multiprocessing.get_context("fork").Pool(jobs) as pool:
-        measured = dict(zip(order, pool.imap(one, [settings[i] for i in order], chunksize=1), strict=True))
-    return [row for i in range(len(settings)) for row in measured[i]]
+        measured = dict(enumerate(map(one, settings)))
+    else:
+        torch.set_num_threads(1)  # one core a process
+        # The costliest first, each handed to the next free process; the rows are put back in the table's order.
+        order = sorted(range(len(settings)), key=lambda i: -_cost(settings[i], refitted and "huber" in losses))
+        with multiprocessing.get_context("fork").Pool(jobs) as pool:
+            measured = dict(zip(order, pool.imap(one, [settings[i] for i in order], chunksize=1), strict=True))
+    rows = [row for i in range(len(settings)) for row in measured[i][0]]
+    return rows, sum(m[1] for m in measured.values()), sum(m[2] for m in measured.values())
 
 
 def _cost(setting: tuple, refits: bool) -> int:
-    """About how a setting's time grows: as n·p³ where Huber's draws are refitted (``refits``, where the test is
-    wanted and within the refits' budget), else as n·p (n alone, planted)."""
+    """About how a setting's time grows: as n·p³ where Huber's draws are refitted (``refits``, where ``analyse``
+    refits them), else as n·p (n alone, planted)."""
     if len(setting) == 2:
         return setting[0]
     n, p, _ = setting
-    refitted = refits and huber_bootstrap_wanted(n, p) and huber_refits_affordable(n, p, alpha=0.05)
-    return n * p**3 if refitted else n * p
-
-
-def _rows(setting: str, hits: dict) -> list[list]:
-    rows = []
-    for loss, (mine, theirs) in hits.items():
-        rows.append([setting, loss, f"{np.mean(mine):.1%}", f"{np.mean(theirs):.1%}", f"{len(mine)}"])
-        print(rows[-1], flush=True)
-    return rows
+    return n * p**3 if _refits(setting, refits) else n * p
 
 
 def main() -> None:
@@ -181,6 +291,7 @@ def main() -> None:
     parser.add_argument("--huber-refits", action="store_true", help="Huber's refitted wild bootstrap test, huber only")
     parser.add_argument("--designs", nargs="+", default=None, help="wide designs to keep, as 32x7")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="settings measured side by side")
+    parser.add_argument("--parts", type=Path, default=None, help="keep each loss's tally here and go on from it")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")  # QuantReg's iteration warnings on some datasets
@@ -196,17 +307,24 @@ def main() -> None:
             continue
         started = time.perf_counter()
         datasets = args.datasets or default
-        rows = run_part(part, datasets, losses, not normal_cutoff, args.jobs, args.huber_refits, designs)
+        rows, seconds, carried = run_part(
+            part, datasets, losses, not normal_cutoff, args.jobs, args.huber_refits, designs, args.parts
+        )
         what = "nominal 95% intervals"
         if normal_cutoff:
             what = "intervals from the rank-score test's normal cutoff (mae)"
         elif args.huber_refits:
             what = "Huber's intervals from the refitted wild bootstrap test (at most 5 rows a parameter)"
-        command = f"python -m benchmarks.coverage {' '.join(_arguments())}" if variant else "make bench-coverage"
+        plain = not variant and args.parts is None
+        command = "make bench-coverage" if plain else f"python -m benchmarks.coverage {' '.join(_arguments())}"
         side_by_side = f", {args.jobs} settings at a time" if args.jobs > 1 else ""
+        took = f"in {time.perf_counter() - started:.0f} s{side_by_side}"
+        if args.parts is not None:  # the tallies may come from several runs: their analyses' own time
+            counts = f"{carried:,} of the {len(rows) * datasets:,} (dataset, loss) counts carried over from before"
+            took = f"(the analyses took {seconds:.0f} s in all; {counts})"
         note = (
             f"Share of {what} that contain the planted value; {datasets} datasets a setting. "
-            f"Measured on {machine()} in {time.perf_counter() - started:.0f} s{side_by_side} (`{command}`)."
+            f"Measured on {machine()} {took} (`{command}`)."
         )
         write_result(args.out, name + variant, f"{note}\n\n{markdown(header, rows, 'llrrr')}")
 
