@@ -422,7 +422,9 @@ def test_optima_are_optimal_for_every_loss():
 def test_huber_estimate_solves_its_estimating_equations_to_rounding(weighted, monkeypatch):
     """Huber's estimate with its MAD scale is the joint fixed point itself: Σψ(r_i)·w_i·[x_i, 1] = 0 with ψ clipped
     at k times MAD(r)/Φ⁻¹(3/4) (residuals times √w with case weights), to 1e-12 of its terms, where the alternation
-    of Newton and the MAD, which stops when the scale moves by less than 1e-13, alone stopped 4e-10 short."""
+    of Newton and the MAD, which stops when the scale moves by less than 1e-13, alone stopped 4e-10 short (without
+    weights; with them it stopped more than 1e-12 short on earlier machines but 6.6e-13 on another, by the luck of
+    rounding, so it is not asked to fall short there)."""
     import lit_linreg.stats.optimum as optimum
 
     x, y = table(30)
@@ -436,8 +438,9 @@ def test_huber_estimate_solves_its_estimating_equations_to_rounding(weighted, mo
 
     weights = torch.tensor(w) if weighted else None
     assert balance(run(x, y, "huber", "classical", case_weights=weights)) < 1e-12
-    monkeypatch.setattr(optimum, "m_estimates", lambda *a, **k: (None, None, torch.tensor([False])))
-    assert balance(run(x, y, "huber", "classical", case_weights=weights)) > 1e-12  # the alternation alone
+    if not weighted:
+        monkeypatch.setattr(optimum, "m_estimates", lambda *a, **k: (None, None, torch.tensor([False])))
+        assert balance(run(x, y, "huber", "classical")) > 1e-12  # the alternation alone
 
 
 def test_huber_is_statsmodels_rlm_with_its_defaults_and_h1_errors():
