@@ -3,7 +3,7 @@
     python -m benchmarks.coverage                    # coverage.md and coverage-wide.md, a setting a core
     python -m benchmarks.coverage --part wide        # only the small wide designs (coverage-wide.md)
     python -m benchmarks.coverage --rank-cutoff normal   # the median's rank test with the normal cutoff, mae only
-    python -m benchmarks.coverage --part wide --huber-refits --designs 16x5 32x7   # Huber's refitted test
+    python -m benchmarks.coverage --part wide --huber-bell-mccaffrey --designs 16x5   # Huber's t, not refitted
     python -m benchmarks.coverage --part wide --parts benchmarks/coverage-parts     # over several sittings
 
 ``planted``: data as the tutorial makes it (X ~ N(0, 1), 4 columns, w = [8.1, 2, 2, 4], b = 1.1), with normal
@@ -17,13 +17,14 @@ OLS (classical), QuantReg (its "robust" sparsity estimate), RLM (Huber's T with 
 ``--rank-cutoff normal`` measures the rank-score test (the median's intervals below 1,001 rows,
 ``lit_linreg.stats.rank_test``) with the normal cutoff, the default before the Monte Carlo one, on the same
 datasets, for mae only, into ``coverage-normal-cutoff.md`` and ``coverage-wide-normal-cutoff.md``.
-``--huber-refits`` measures Huber's intervals from the refitted wild bootstrap test (``analyse(...,
-refitted_bootstrap=True)``, ``lit_linreg.stats.huber_bootstrap``), huber only, into ``coverage-wide-huber-refits.md``
-(on tables of more than 5 rows a parameter they are the default's). ``--designs`` keeps some of the wide designs,
-in a file named after them (``coverage-wide-16x5-32x7.md``). Settings are measured side by side, one a process
-(``--jobs``, default: one a core), the costliest first so that the last to finish is a short one. ``--parts``
-keeps each loss's count of a setting in a file there as it grows, and a later run goes on from it (``Tally``):
-the refitted test's wide table takes about 3 hours of two cores.
+``--huber-bell-mccaffrey`` measures Huber's intervals from the sandwich's t on Bell and McCaffrey's degrees of
+freedom (``analyse(..., refitted_bootstrap=False)``), the default before the refitted wild bootstrap test
+(``lit_linreg.stats.huber_bootstrap``), huber only, into ``coverage-wide-huber-bell-mccaffrey.md`` (on tables of
+more than 5 rows a parameter, or past the refits' budget, they are the default's). ``--designs`` keeps some of the
+wide designs, in a file named after them (``coverage-wide-16x5-32x7.md``). Settings are measured side by side, one
+a process (``--jobs``, default: one a core), the costliest first so that the last to finish is a short one.
+``--parts`` keeps each loss's count of a setting in a file there as it grows, and a later run goes on from it
+(``Tally``): the wide table, Huber's draws refitted, takes about 3 hours of two cores.
 """
 
 from __future__ import annotations
@@ -72,9 +73,7 @@ def wide_dataset(rng: np.random.Generator, n: int, p: int, noise: str) -> tuple[
 LOSSES = ("mse", "mae", "huber")
 
 
-def ours(
-    x: np.ndarray, y: np.ndarray, loss: str, monte_carlo_cutoff: bool = True, refitted: bool = False
-) -> np.ndarray:
+def ours(x: np.ndarray, y: np.ndarray, loss: str, monte_carlo_cutoff: bool = True, refitted: bool = True) -> np.ndarray:
     names = NAMES if x.shape[1] == len(NAMES) else [f"x{j}" for j in range(x.shape[1])]
     a = analyse(
         torch.tensor(x),
@@ -109,7 +108,7 @@ def measure(
     datasets: int,
     losses: tuple[str, ...],
     monte_carlo_cutoff: bool,
-    refitted: bool = False,
+    refitted: bool = True,
     parts: Path | None = None,
 ) -> tuple[list[list], float, int]:
     """(the table's rows, the seconds its analyses took, how many datasets' counts were read back) for one
@@ -247,7 +246,7 @@ def run_part(
     losses: tuple[str, ...],
     monte_carlo_cutoff: bool,
     jobs: int,
-    refitted: bool = False,
+    refitted: bool = True,
     designs: list[tuple[int, int]] | None = None,
     parts: Path | None = None,
 ) -> tuple[list[list], float, int]:
@@ -288,7 +287,7 @@ def main() -> None:
     parser.add_argument("--part", choices=["planted", "wide", "all"], default="all")
     parser.add_argument("--datasets", type=int, default=None, help="a setting (default: 1000 planted, 400 wide)")
     parser.add_argument("--rank-cutoff", choices=["normal", "monte-carlo"], default="monte-carlo")
-    parser.add_argument("--huber-refits", action="store_true", help="Huber's refitted wild bootstrap test, huber only")
+    parser.add_argument("--huber-bell-mccaffrey", action="store_true", help="Huber's t, its draws not refitted")
     parser.add_argument("--designs", nargs="+", default=None, help="wide designs to keep, as 32x7")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="settings measured side by side")
     parser.add_argument("--parts", type=Path, default=None, help="keep each loss's tally here and go on from it")
@@ -296,9 +295,10 @@ def main() -> None:
     args = parser.parse_args()
     warnings.filterwarnings("ignore")  # QuantReg's iteration warnings on some datasets
     normal_cutoff = args.rank_cutoff == "normal"
-    losses = ("mae",) if normal_cutoff else ("huber",) if args.huber_refits else LOSSES
+    bell_mccaffrey = args.huber_bell_mccaffrey
+    losses = ("mae",) if normal_cutoff else ("huber",) if bell_mccaffrey else LOSSES
     designs = None if args.designs is None else [_design(parser, d) for d in args.designs]
-    variant = "-normal-cutoff" if normal_cutoff else "-huber-refits" if args.huber_refits else ""
+    variant = "-normal-cutoff" if normal_cutoff else "-huber-bell-mccaffrey" if bell_mccaffrey else ""
     if designs is not None:  # a part of the wide table: a file of its own, never the whole table's
         variant += "-" + "-".join(args.designs)
     header = ["setting", "loss", "lit_linreg", "statsmodels (its default)", "intervals"]
@@ -308,13 +308,13 @@ def main() -> None:
         started = time.perf_counter()
         datasets = args.datasets or default
         rows, seconds, carried = run_part(
-            part, datasets, losses, not normal_cutoff, args.jobs, args.huber_refits, designs, args.parts
+            part, datasets, losses, not normal_cutoff, args.jobs, not bell_mccaffrey, designs, args.parts
         )
         what = "nominal 95% intervals"
         if normal_cutoff:
             what = "intervals from the rank-score test's normal cutoff (mae)"
-        elif args.huber_refits:
-            what = "Huber's intervals from the refitted wild bootstrap test (at most 5 rows a parameter)"
+        elif bell_mccaffrey:
+            what = "Huber's intervals from its sandwich's t on Bell and McCaffrey's degrees of freedom"
         plain = not variant and args.parts is None
         command = "make bench-coverage" if plain else f"python -m benchmarks.coverage {' '.join(_arguments())}"
         side_by_side = f", {args.jobs} settings at a time" if args.jobs > 1 else ""

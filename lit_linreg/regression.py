@@ -76,7 +76,7 @@ class Optimum:
     @property
     def wild_bootstrapped(self) -> bool:
         """Whether the intervals and p-values invert the wild restricted bootstrap test (least squares' robust
-        default within its budget of draws)."""
+        default within its budget of draws; Huber's, its draws refitted, on tables of at most 5 rows a parameter)."""
         return _wild_bootstrapped(self.interval)
 
 
@@ -221,7 +221,8 @@ class Regression:
     def pvalues(self) -> pd.Series:
         """Two-sided p-values of the t statistics (Student's t on ``df_resid`` degrees of freedom, clusters - 1, or
         Bell and McCaffrey's, one a coefficient, with Huber's robust errors), or of the test the intervals invert:
-        the wild restricted bootstrap's of HC2's t (least squares' robust errors) or the rank-score test's
+        the wild restricted bootstrap's of HC2's t (least squares' robust errors) or of Huber's sandwich t, its draws
+        refitted (Huber's robust errors on tables of at most 5 rows a parameter), or the rank-score test's
         (quantiles below 1,001 rows)."""
         return self._series(self._inferred("pvalues").p_values, "pvalues")
 
@@ -229,7 +230,8 @@ class Regression:
         """The (1 - alpha) intervals, columns ``lower`` and ``upper``; ``alpha`` defaults to the fit's.
 
         At the fit's own level they are the report's (bootstrap percentiles when it bootstrapped, the wild bootstrap
-        test's inversion for least squares' robust errors, the rank-score test's for quantiles below 1,001 rows); at
+        test's inversion for least squares' robust errors and for Huber's on tables of at most 5 rows a parameter,
+        the rank-score test's for quantiles below 1,001 rows); at
         another, Student's t with the same standard errors and degrees of freedom, where the report's were those
         (a bootstrap's draws and the tests' rows are not kept: refit at that level).
         """

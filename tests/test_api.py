@@ -446,6 +446,34 @@ def test_intervals_not_from_a_standard_error_refuse_another_level_rather_than_in
         result.conf_int(0.1)
 
 
+def test_huber_on_a_small_wide_table_inverts_the_refitted_bootstrap_test_and_refuses_another_level():
+    """20 rows for 6 parameters (linnerud): Huber's robust intervals and p-values are, by default, those of the wild
+    restricted bootstrap test with every draw refitted, analyse's with ``refitted_bootstrap`` (its ends restated
+    with numpy in tests/test_stats.py), named so; its p-values are its counts over 200; its draws are not kept,
+    so another level asks for a refit, where Bell and McCaffrey's t would be shifted to it."""
+    from lit_linreg.stats.analysis import analyse
+
+    result = lit_linreg.fit(str(LINNERUD), "chins", loss="huber", max_epochs=1)
+    frame = pd.read_csv(LINNERUD)
+    columns = [c for c in frame.columns if c != "chins"]
+    x, y = torch.tensor(frame[columns].to_numpy(float)), torch.tensor(frame["chins"].to_numpy(float))
+    # The draws' weights come from the run's seed (lit_linreg.fit's default, 42).
+    refitted, student = (analyse(x, y, columns, "huber", seed=42, refitted_bootstrap=r) for r in (True, False))
+    assert "each draw refitted by Huber's M-estimate (Davidson and Flachaire 2008" in str(result.summary())
+    assert refitted.interval.startswith("inversion of the wild restricted bootstrap test of the sandwich's t")
+    assert student.interval.startswith("Student's t, Bell-McCaffrey degrees of freedom")
+    coefficients = [*refitted.weights, refitted.bias]
+    # The same fit through the API and through analyse: the ends are brackets' middles, the same to rounding.
+    ends = np.array([[c.low, c.high] for c in coefficients])
+    np.testing.assert_allclose(result.conf_int().to_numpy(), ends, rtol=1e-9)
+    assert not np.allclose(ends, [[c.low, c.high] for c in [*student.weights, student.bias]], rtol=1e-3)
+    counts = result.pvalues.to_numpy() * 200
+    np.testing.assert_allclose(counts, np.round(counts), rtol=0, atol=1e-9)
+    np.testing.assert_array_equal(result.pvalues.to_numpy(), [c.p_value for c in coefficients])
+    with pytest.raises(ValueError, match="refit with report alpha 0.1"):
+        result.conf_int(0.1)
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # predict, save, load
 

@@ -88,7 +88,7 @@ def analyse(
     case_weights: Tensor | None = None,
     monte_carlo_cutoff: bool = True,
     wild_bootstrap: bool = True,
-    refitted_bootstrap: bool = False,
+    refitted_bootstrap: bool = True,
 ) -> Analysis:
     """The analysis of y ≈ X·w + b under ``loss``, intervals at level 1 - alpha; Huber's threshold is ``huber_k``
     times the residuals' MAD scale, estimated with the fit; the pinball loss's quantile is ``quantile``.
@@ -98,8 +98,9 @@ def analyse(
     to the normal (``stats.rank_test``; ``benchmarks/coverage.py`` measures both). ``wild_bootstrap`` takes least
     squares' robust intervals and p-values from the wild restricted bootstrap test (``stats.wild_bootstrap``); false
     from Student's t on Bell and McCaffrey's degrees of freedom. ``refitted_bootstrap`` takes Huber's, on tables of
-    at most 5 rows a parameter, from the same test with every draw refitted (``stats.huber_bootstrap``): not the
-    default until ``benchmarks/coverage.py --huber-refits`` has measured its coverage on every wide design."""
+    at most 5 rows a parameter within the refits' budget, from the same test with every draw refitted
+    (``stats.huber_bootstrap``); false from the sandwich's t on Bell and McCaffrey's degrees of freedom, as on
+    larger tables (``benchmarks/coverage.py --huber-bell-mccaffrey`` measures it)."""
     if clusters is not None and (loss != "mse" or bootstrap):
         raise ValueError("cluster-robust standard errors are least squares' and Student's t's, not a bootstrap's")
     if case_weights is not None and not materialize:
@@ -209,7 +210,7 @@ def _infer(
     clusters: Tensor | None = None,
     monte_carlo_cutoff: bool = True,
     wild_bootstrap: bool = True,
-    refitted_bootstrap: bool = False,
+    refitted_bootstrap: bool = True,
 ) -> None:
     d = len(analysis.weights)
     jacobian, offset = rows.jacobian(d)

@@ -11,13 +11,14 @@ B draws' |t*|; the interval is where it does not, and the p-value of θ_j = 0 is
 |t(0)|}) / (B + 1). The weights are Webb's six points (``stats.wild_bootstrap.webb_weights``), the same for every
 coefficient and every b, so that the draws' cutoff moves continuously with b. B = ⌈10/α⌉ - 1 (199 at 95%).
 
-Why: the sandwich's t with Bell and McCaffrey's degrees of freedom (Huber's default intervals) covered 94.3-96.7%
+Why: the sandwich's t with Bell and McCaffrey's degrees of freedom (Huber's intervals elsewhere) covered 94.3-96.7%
 on 16- to 64-row designs with a parameter per 3 to 10 rows, above 96% on four of them (64 rows with 13 and 21
 parameters, 32 with 11, t(3) errors); this test covered 94.2-95.7% on the hardest seven, all within 94-96%
 (``benchmarks/sandwich_candidates.py --huber-refits``, 999 draws). Its linearised form (the draws not refitted:
-Kline and Santos's score bootstrap) fell below 94% on 16 rows. It is used on request (``analyse(...,
+Kline and Santos's score bootstrap) fell below 94% on 16 rows. It is Huber's default (``analyse(...,
 refitted_bootstrap=True)``) on tables of at most ``ROWS_PER_PARAMETER`` rows a parameter, within
-``HUBER_BOOTSTRAP_WORK``, until ``benchmarks/coverage.py`` has measured these intervals as the default.
+``HUBER_BOOTSTRAP_WORK``: with 199 draws it covered 94.3-95.5% on the eight such designs of
+``benchmarks/coverage.py``'s wide table, where the sandwich's t covered 94.3-96.7%.
 
 The draws are not linear in b, as least squares' are: each value of b tried costs B refits. Each end is the first
 value the scan finds rejected, going out from the estimate from 3/4 of Student's t's reach in steps of a quarter

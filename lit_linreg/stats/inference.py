@@ -21,7 +21,9 @@ In the coordinates of ``DesignRows`` (n rows, p = kept columns + intercept, resi
 - **huber, robust**: the M-estimator sandwich with HC2's leverage correction, B⁻¹MB⁻¹ with B = Σψ'(r_i) d_i d_iᵀ,
   M = Σψ(r_i)²/(1-h_i) d_i d_iᵀ and h_i = ψ'(r_i) d_iᵀB⁻¹d_i (for least squares, HC2 itself), its t with Bell
   and McCaffrey's degrees of freedom through the M-estimator's linearisation: 94.3-96.7% on those designs, where
-  HC3's correction on n - p (the default before) covered 94.5-98.3% (benchmarks/sandwich_candidates.py).
+  HC3's correction on n - p (the default before) covered 94.5-98.3% (benchmarks/sandwich_candidates.py). On
+  tables of at most 5 rows a parameter, where that t was conservative, its intervals and p-values invert the
+  wild restricted bootstrap test of its t with every draw refitted (``stats.huber_bootstrap``).
   **classical**: Huber's (1981) H1, K²·[Σψ²/(n-p)]/[(Σψ'/n)²]·(DᵀD)⁻¹, as statsmodels' ``RLM``.
 
 With clusters (least squares): CR1, G/(G-1)·(n-1)/(n-p)·(DᵀD)⁻¹[Σ_g s_g s_gᵀ](DᵀD)⁻¹, s_g the cluster's score sum.
@@ -30,8 +32,8 @@ Test statistics are β/SE, with p-values and (1 - alpha) intervals from Student'
 (G - 1 with G clusters, as statsmodels' ``use_t``; Bell and McCaffrey's, one a coefficient, with Huber's robust
 errors), except where the intervals and p-values invert a test: least squares' robust ones the wild restricted
 bootstrap's (``stats.wild_bootstrap``), quantiles' below 1,001 rows the rank-score test's (``stats.rank_test``),
-and on request Huber's robust ones, on tables of at most 5 rows a parameter, the same bootstrap's with every draw
-refitted (``stats.huber_bootstrap``).
+and Huber's robust ones, on tables of at most 5 rows a parameter within the refits' budget, the same bootstrap's
+with every draw refitted (``stats.huber_bootstrap``).
 The bootstrap (optional) refits the exact optimum on rows drawn with replacement: percentile intervals.
 """
 
