@@ -207,10 +207,10 @@ def _infer(
     bootstrap: int,
     seed: int,
     alpha: float,
-    clusters: Tensor | None = None,
-    monte_carlo_cutoff: bool = True,
-    wild_bootstrap: bool = True,
-    refitted_bootstrap: bool = True,
+    clusters: Tensor | None,
+    monte_carlo_cutoff: bool,
+    wild_bootstrap: bool,
+    refitted_bootstrap: bool,
 ) -> None:
     d = len(analysis.weights)
     jacobian, offset = rows.jacobian(d)
