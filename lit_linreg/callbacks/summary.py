@@ -41,7 +41,7 @@ class RunSummary(L.Callback):
         covariance: ``robust`` (heteroscedasticity-robust sandwiches, the default) or ``classical``. With
             ``robust``, least squares' intervals invert the wild restricted bootstrap test of HC2's t (up to 1e8
             multiply-adds of draws: about 1,000 rows with 10 parameters), Huber's on tables of at most 5 rows a
-            parameter the same test with every draw refitted (up to 3e7 multiply-adds: 64 rows with 13
+            parameter the same test with every draw refitted (up to 1.2e8 multiply-adds: 64 rows with 21
             parameters), and mae and quantile intervals below 1,001 rows the rank-score test (R's default; not for
             a memory-mapped table, an intercept alone, or with a bootstrap).
         bootstrap: percentile-bootstrap intervals instead of Student's t: ``true`` for 1,000 resamples, or a

@@ -17,7 +17,7 @@ parameters, 32 with 11, t(3) errors); this test covered 94.2-95.7% on the hardes
 (``benchmarks/sandwich_candidates.py --huber-refits``, 999 draws). Its linearised form (the draws not refitted:
 Kline and Santos's score bootstrap) fell below 94% on 16 rows. It is Huber's default (``analyse(...,
 refitted_bootstrap=True)``) on tables of at most ``ROWS_PER_PARAMETER`` rows a parameter, within
-``HUBER_BOOTSTRAP_WORK``: with 199 draws it covered 94.3-95.5% on the eight such designs of
+``HUBER_BOOTSTRAP_WORK``: with 199 draws it covered 94.1-95.5% on the ten such rows (five designs, two noises) of
 ``benchmarks/coverage.py``'s wide table, where the sandwich's t covered 94.3-96.7%.
 
 The draws are not linear in b, as least squares' are: each value of b tried costs B refits. Each end is the first
@@ -55,9 +55,11 @@ HUBER_BOOTSTRAP_NAME = (
 # the sandwich's t on Bell and McCaffrey's degrees of freedom covered 94.6-95.6% (benchmarks/coverage.py).
 ROWS_PER_PARAMETER = 5
 # A value of b costs B refits of n·p² multiply-adds an IRLS step, for each of p coefficients: n·p³·B. Past this
-# many (16 rows and 5 parameters are 4e5, 1.3 s here; 32 and 11 8.5e6, 5 s; 64 and 13 2.8e7, 7 s; 64 and 21
-# 1.2e8, 33 s), the sandwich's t on Bell and McCaffrey's degrees of freedom.
-HUBER_BOOTSTRAP_WORK = 30_000_000
+# many, the sandwich's t on Bell and McCaffrey's degrees of freedom. The analyses of benchmarks/coverage.py's wide
+# designs took, on one core here (its tallies' seconds a dataset), 1.3-1.5 s at 16 rows and 5 parameters (4e5),
+# 6.5-6.9 s at 32 and 11 (8.5e6), 11-12 s at 64 and 13 (2.8e7) and 28-30 s at 64 and 21 (1.18e8): about half a minute
+# of one core at most, for intervals that cover where the t's are conservative.
+HUBER_BOOTSTRAP_WORK = 120_000_000
 # The refits of one batch hold (targets x n x p) numbers at most this many at a time.
 CHUNK_ELEMENTS = 1 << 22
 # Each end to this many standard errors: the pair that certifies it lies this far apart.
