@@ -446,7 +446,7 @@ def test_intervals_not_from_a_standard_error_refuse_another_level_rather_than_in
         result.conf_int(0.1)
 
 
-def test_huber_on_a_small_wide_table_inverts_the_refitted_bootstrap_test_and_refuses_another_level():
+def test_huber_on_a_small_wide_table_inverts_the_refitted_bootstrap_test_and_refuses_another_level(capfd):
     """20 rows for 6 parameters (linnerud): Huber's robust intervals and p-values are, by default, those of the wild
     restricted bootstrap test with every draw refitted, analyse's with ``refitted_bootstrap`` (its ends restated
     with numpy in tests/test_stats.py), named so; its p-values are its counts over 200; its draws are not kept,
@@ -454,6 +454,7 @@ def test_huber_on_a_small_wide_table_inverts_the_refitted_bootstrap_test_and_ref
     from lit_linreg.stats.analysis import analyse
 
     result = lit_linreg.fit(str(LINNERUD), "chins", loss="huber", max_epochs=1)
+    assert capfd.readouterr() == ("", "")  # quiet: the line train.py prints before the draws is not printed here
     frame = pd.read_csv(LINNERUD)
     columns = [c for c in frame.columns if c != "chins"]
     x, y = torch.tensor(frame[columns].to_numpy(float)), torch.tensor(frame["chins"].to_numpy(float))

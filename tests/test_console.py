@@ -14,7 +14,7 @@ import pytest
 
 from lit_linreg.callbacks import LogLines, progress
 from lit_linreg.cli import cli_main
-from tests.conftest import NO_PLOT, ROOT, run_train
+from tests.conftest import CONFIGS, LINNERUD, NO_PLOT, ROOT, run_train
 
 TITLE = "Least absolute deviations (Frisch-Newton interior point, exact vertex): relationships on 4 columns"
 TABLE_HEADER = re.compile(r"^feature\s+true\s+estimate\s+std err")
@@ -96,3 +96,15 @@ def test_log_lines_come_at_most_every_every_seconds(tmp_path, monkeypatch, capsy
         [f"epoch {epoch}", f" step {32 * (epoch + 1)}"] for epoch in (2, 5, 8, 11)
     ]
     assert all(", train/loss " in line for line in progress_lines)
+
+
+def test_a_long_analysis_is_announced_where_progress_is_shown(tmp_path, capsys):
+    """Huber's refitted intervals take tens of seconds on the largest tables they are used on (64 rows, 21
+    parameters): after training, a run that shows its progress says so before they start; the notebook API, which
+    shows none, prints nothing (tests/test_api.py)."""
+    data = ["--config", str(CONFIGS / "csv.yaml"), "--data.path", str(LINNERUD), "--data.target", "chins"]
+    args = [*data, "--model.loss", "huber", "--trainer.max_epochs", "1"]
+    cli_main(["fit", "--trainer.default_root_dir", str(tmp_path), *NO_PLOT, *args])
+    lines = capsys.readouterr().out.splitlines()
+    announced = "analysis: Huber's intervals refit 199 draws at each value tried (20 rows, 6 parameters)"
+    assert lines.count(announced) == 1 and lines[lines.index(announced) + 1].startswith("Huber M-estimate"), lines

@@ -157,6 +157,7 @@ class RunSummary(L.Callback):
                     x, y, model.feature_names, hp.loss, hp.huber_k, self.covariance, resamples, data.hparams.seed,
                     moments=statistics.moments, materialize=not data.memory_mapped, alpha=self.alpha,
                     quantile=hp.quantile, clusters=data.train_groups() if self.cluster else None, case_weights=weights,
+                    progress=_print if trainer.progress_bar_callback is not None else None,
                 )  # fmt: skip
             except TooBig as skipped:
                 note = str(skipped)
@@ -213,6 +214,11 @@ class RunSummary(L.Callback):
             return 0
         notes.append(f"bootstrap capped at {most} resamples (asked: {self.bootstrap}) for {rows} rows")
         return most
+
+
+def _print(line: str) -> None:
+    """The analysis's progress, where the run shows its training's (the bar has closed by fit's end)."""
+    print(line, flush=True)
 
 
 def _training_loss(

@@ -10,6 +10,7 @@ fit) finish with a note instead of standard errors.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -21,7 +22,7 @@ from lit_linreg.stats.huber_bootstrap import huber_bootstrap_intervals, huber_bo
 from lit_linreg.stats.inference import bell_mccaffrey_df, bootstrap_fits, cluster_robust_covariance, t_statistics
 from lit_linreg.stats.moments import Moments
 from lit_linreg.stats.optimum import mean_loss
-from lit_linreg.stats.rank_test import RANK_TEST_MAX_ROWS, rank_test_intervals
+from lit_linreg.stats.rank_test import RANK_TEST_MAX_ROWS, monte_carlo_draws, rank_test_intervals
 from lit_linreg.stats.rows import DesignRows
 from lit_linreg.stats.wild_bootstrap import wild_bootstrap_intervals, wild_bootstrap_obstacle
 
@@ -89,6 +90,7 @@ def analyse(
     monte_carlo_cutoff: bool = True,
     wild_bootstrap: bool = True,
     refitted_bootstrap: bool = True,
+    progress: Callable[[str], None] | None = None,
 ) -> Analysis:
     """The analysis of y ≈ X·w + b under ``loss``, intervals at level 1 - alpha; Huber's threshold is ``huber_k``
     times the residuals' MAD scale, estimated with the fit; the pinball loss's quantile is ``quantile``.
@@ -100,7 +102,9 @@ def analyse(
     from Student's t on Bell and McCaffrey's degrees of freedom. ``refitted_bootstrap`` takes Huber's, on tables of
     at most 5 rows a parameter within the refits' budget, from the same test with every draw refitted
     (``stats.huber_bootstrap``); false from the sandwich's t on Bell and McCaffrey's degrees of freedom, as on
-    larger tables (``benchmarks/coverage.py --huber-bell-mccaffrey`` measures it)."""
+    larger tables (``benchmarks/coverage.py --huber-bell-mccaffrey`` measures it). ``progress``, where given, is
+    handed a line before a step that can take tens of seconds (Huber's refitted draws), so that a console is not
+    silent meanwhile."""
     if clusters is not None and (loss != "mse" or bootstrap):
         raise ValueError("cluster-robust standard errors are least squares' and Student's t's, not a bootstrap's")
     if case_weights is not None and not materialize:
@@ -181,6 +185,7 @@ def analyse(
         monte_carlo_cutoff,
         wild_bootstrap,
         refitted_bootstrap,
+        progress,
     )
     return analysis
 
@@ -211,6 +216,7 @@ def _infer(
     monte_carlo_cutoff: bool,
     wild_bootstrap: bool,
     refitted_bootstrap: bool,
+    progress: Callable[[str], None] | None,
 ) -> None:
     d = len(analysis.weights)
     jacobian, offset = rows.jacobian(d)
@@ -254,6 +260,9 @@ def _infer(
     elif drawn:
         low, high, p_value, analysis.interval = wild_bootstrap_intervals(rows, beta, jacobian, theta, alpha, seed)
     elif refitted:
+        if progress is not None:
+            shape, draws = f"{rows.n} rows, {rows.p} parameters", monte_carlo_draws(alpha)
+            progress(f"analysis: Huber's intervals refit {draws} draws at each value tried ({shape})")
         low, high, p_value, analysis.interval = huber_bootstrap_intervals(
             rows, loss, jacobian, offset, theta, std_error, alpha, seed
         )
