@@ -267,6 +267,12 @@ def cli_main(args: list[str] | None = None, run: bool = True) -> LinRegCLI:
     return cli
 
 
+def main() -> None:
+    """The ``lit-linreg`` command, ``train.py`` installed. pip's script exits with what its entry point returns, so
+    this returns nothing: the CLI object ``cli_main`` returns would be printed and exit with status 1."""
+    cli_main()
+
+
 def _run(args: list[str] | None, run: bool) -> LinRegCLI:
     cli = LinRegCLI(
         LinearRegression,

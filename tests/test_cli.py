@@ -1,6 +1,7 @@
 """The command line: configs that stack, overrides that reach the objects, links, and one-line errors."""
 
 import contextlib
+import importlib.metadata
 import multiprocessing
 import os
 import subprocess
@@ -19,6 +20,18 @@ def printed_config(capsys, *args: str) -> dict:
         cli_main(["fit", *args, "--print_config"])
     assert exit_.value.code in (0, None)
     return yaml.safe_load(capsys.readouterr().out)
+
+
+def test_the_installed_command_exits_0_after_a_run(tmp_path, monkeypatch):
+    """``lit-linreg`` is pip's script, ``sys.exit(entry_point())``: what the entry point returns is the status, so a
+    run that went well must return None (the CLI object would be printed, with status 1)."""
+    (entry_point,) = importlib.metadata.entry_points(group="console_scripts", name="lit-linreg")
+    args = ["fit", "--trainer.default_root_dir", str(tmp_path), *NO_PLOT, *QUIET, "--trainer.max_epochs", "1"]
+    monkeypatch.setattr(sys, "argv", ["lit-linreg", *args, "--report.optimum", "false"])
+    with pytest.raises(SystemExit) as exit_:
+        sys.exit(entry_point.load()())
+    assert exit_.value.code is None
+    assert (tmp_path / "lightning_logs" / "version_0" / "summary.json").exists()
 
 
 def test_no_arguments_is_the_seed_config(capsys):
